@@ -1,0 +1,6 @@
+//! Holded API v1: client and models. Knows nothing of the store.
+mod client;
+mod models;
+
+pub use client::{HoldedClient, HoldedEndpoints, HoldedError};
+pub use models::{BillAddress, HoldedContact, HoldedContactFields, SocialNetworks};

@@ -1,0 +1,31 @@
+//! Exponential backoff with full jitter, never sooner than the upstream asked.
+use std::time::Duration;
+
+use rand::Rng;
+
+const BASE: Duration = Duration::from_secs(1);
+const CAP: Duration = Duration::from_secs(3600);
+
+/// Delay before attempt `attempts + 1`: uniform in [0, min(cap, base·2^attempts)], at least
+/// `retry_after`. Full jitter spreads a thundering herd after an outage.
+pub fn delay(attempts: i64, retry_after: Option<Duration>) -> Duration {
+    let exponent = attempts.clamp(0, 30) as u32;
+    let ceiling = BASE.saturating_mul(1u32 << exponent.min(31)).min(CAP);
+    let jittered = Duration::from_millis(rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64));
+    jittered.max(retry_after.unwrap_or_default().min(CAP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_caps_and_honours_retry_after() {
+        for _ in 0..200 {
+            assert!(delay(0, None) <= Duration::from_secs(1));
+            assert!(delay(3, None) <= Duration::from_secs(8));
+            assert!(delay(40, None) <= CAP);
+            assert!(delay(0, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+        }
+    }
+}

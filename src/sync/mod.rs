@@ -1,0 +1,11 @@
+//! Turning "this record may be stale" into Holded writes. Knows nothing of axum.
+mod backoff;
+mod contact;
+mod error;
+mod mapper;
+mod worker;
+
+pub use contact::{ContactSync, Synced};
+pub use error::SyncError;
+pub use mapper::{canonical_phone, ContactMapper, MappedContact};
+pub use worker::{WorkSignal, WorkerPool, WorkerSettings};

@@ -1,0 +1,171 @@
+//! Workers: claim due work with a lease, sync it, and record the result.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff;
+use super::contact::ContactSync;
+use super::error::SyncError;
+use crate::store::{Completion, SharedStore, WorkItem};
+use crate::tenants::TenantDirectory;
+
+/// Wakes idle workers when new work is committed, so an idle service syncs at once
+/// instead of at the next poll.
+#[derive(Clone, Default)]
+pub struct WorkSignal(Arc<Notify>);
+
+impl WorkSignal {
+    pub fn notify(&self) {
+        self.0.notify_waiters();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    pub workers: usize,
+    pub lease: Duration,
+    /// How often an idle worker looks for due work without being woken (retries, other replicas).
+    pub poll_interval: Duration,
+    /// Attempts before a transiently failing item is moved to the dead state.
+    pub max_attempts: i64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            workers: 4,
+            lease: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(1),
+            max_attempts: 12,
+        }
+    }
+}
+
+pub struct WorkerPool {
+    store: SharedStore,
+    tenants: Arc<dyn TenantDirectory>,
+    contacts: Arc<ContactSync>,
+    signal: WorkSignal,
+    settings: WorkerSettings,
+}
+
+impl WorkerPool {
+    pub fn new(
+        store: SharedStore,
+        tenants: Arc<dyn TenantDirectory>,
+        contacts: ContactSync,
+        signal: WorkSignal,
+        settings: WorkerSettings,
+    ) -> Arc<Self> {
+        Arc::new(WorkerPool {
+            store,
+            tenants,
+            contacts: Arc::new(contacts),
+            signal,
+            settings,
+        })
+    }
+
+    /// Runs the workers until `shutdown`; an item in flight is finished first.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.settings.workers {
+            workers.spawn(self.clone().work(shutdown.clone()));
+        }
+        while workers.join_next().await.is_some() {}
+    }
+
+    async fn work(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            // Registered before claiming, so a signal sent between an empty claim and the
+            // wait below is not missed.
+            let woken = self.signal.0.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.store.claim(1, self.settings.lease).await {
+                Ok(items) if !items.is_empty() => {
+                    for item in items {
+                        self.process(item).await;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "could not claim work"),
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    async fn process(&self, item: WorkItem) {
+        let started = Instant::now();
+        // Bounded well inside the lease, so no other worker can claim an item still in flight.
+        let budget = self.settings.lease * 3 / 4;
+        let result = match tokio::time::timeout(budget, self.sync(&item)).await {
+            Ok(result) => result,
+            Err(_) => Err(SyncError::transient(format!("sync took longer than {budget:?}"))),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let key = &item.key;
+        let recorded = match result {
+            Ok(synced) => {
+                let holded_id = synced.holded_id.as_deref().unwrap_or("-");
+                let completion = self.store.finish(&item, synced.link).await;
+                tracing::info!(
+                    location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
+                    holded_id, outcome = synced.outcome, attempt = item.attempts + 1,
+                    duration_ms, completion = ?completion.as_ref().ok(), "sync"
+                );
+                completion
+            }
+            Err(SyncError::Transient { reason, retry_after })
+                if item.attempts + 1 < self.settings.max_attempts =>
+            {
+                let delay = backoff::delay(item.attempts, retry_after);
+                let due = chrono::Utc::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                tracing::warn!(
+                    location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
+                    outcome = "retry", error = %reason, attempt = item.attempts + 1,
+                    retry_in_ms = delay.as_millis() as u64, duration_ms, "sync"
+                );
+                self.store.retry_later(&item, due, &reason).await
+            }
+            Err(error) => {
+                let reason = match &error {
+                    SyncError::Transient { reason, .. } => {
+                        format!("gave up after {} attempts: {reason}", item.attempts + 1)
+                    }
+                    SyncError::Permanent(reason) => reason.clone(),
+                };
+                tracing::error!(
+                    location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
+                    outcome = "dead", error = %reason, attempt = item.attempts + 1, duration_ms, "sync"
+                );
+                self.store.bury(&item, &reason).await
+            }
+        };
+        match recorded {
+            Ok(Completion::LeaseLost) => {
+                tracing::warn!(key = %item.key, "lease expired before the result was recorded")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(key = %item.key, %error, "could not record the sync result"),
+        }
+    }
+
+    async fn sync(&self, item: &WorkItem) -> Result<super::Synced, SyncError> {
+        let Some(tenant) = self.tenants.tenant(&item.key.location_id).await else {
+            return Err(SyncError::Permanent(format!(
+                "no credentials for location {}",
+                item.key.location_id
+            )));
+        };
+        self.contacts.sync(&tenant, item).await
+    }
+}

@@ -1,0 +1,199 @@
+//! The typed envelope of a GHL webhook: just enough to route it. Payload fields beyond
+//! routing are not trusted: the worker re-reads the record from the API.
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::domain::{EntityKind, GhlId, LocationId};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("body is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("missing or empty field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{field}` is invalid: {problem}")]
+    InvalidField { field: &'static str, problem: String },
+}
+
+/// The raw fields we read; everything else in the payload is ignored.
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    #[serde(rename = "locationId")]
+    location_id: Option<String>,
+    #[serde(rename = "webhookId")]
+    webhook_id: Option<String>,
+    timestamp: Option<String>,
+    id: Option<String>,
+    #[serde(rename = "appId")]
+    app_id: Option<String>,
+}
+
+/// What a verified webhook asks of us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEnvelope {
+    pub event_type: String,
+    pub location_id: LocationId,
+    pub webhook_id: Option<String>,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub app_id: Option<String>,
+    /// `webhookId`, else the SHA-256 of the exact body: GHL's 429 retries resend the same bytes.
+    pub dedupe_key: String,
+    pub action: WebhookAction,
+}
+
+/// How an event type maps onto the work queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookAction {
+    /// The record may be stale: sync it (`deleted` when the event itself says it is gone).
+    Sync {
+        kind: EntityKind,
+        ghl_id: GhlId,
+        deleted: bool,
+    },
+    /// An event type this service does not act on.
+    Ignore,
+}
+
+fn non_empty(value: Option<String>, field: &'static str) -> Result<String, EnvelopeError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(EnvelopeError::MissingField(field))
+}
+
+impl WebhookEnvelope {
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+        if !value.is_object() {
+            return Err(EnvelopeError::NotJson("expected an object".into()));
+        }
+        let raw: RawEnvelope = serde_json::from_value(value).map_err(|e| {
+            EnvelopeError::InvalidField {
+                field: "type/locationId/id/webhookId/timestamp",
+                problem: format!("must be strings ({e})"),
+            }
+        })?;
+        let event_type = non_empty(raw.event_type, "type")?;
+        let location_id = LocationId::parse(&non_empty(raw.location_id, "locationId")?)
+            .map_err(|e| EnvelopeError::InvalidField {
+                field: "locationId",
+                problem: e.0,
+            })?;
+        let timestamp = raw
+            .timestamp
+            .map(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| EnvelopeError::InvalidField {
+                        field: "timestamp",
+                        problem: format!("not an RFC 3339 time: {e}"),
+                    })
+            })
+            .transpose()?;
+        let webhook_id = raw.webhook_id.filter(|w| !w.trim().is_empty());
+        let dedupe_key = match &webhook_id {
+            Some(id) => format!("webhook:{id}"),
+            None => format!("sha256:{}", hex::encode(sha2::Sha256::digest(body))),
+        };
+        let action = match contact_event(&event_type) {
+            Some(deleted) => WebhookAction::Sync {
+                kind: EntityKind::Contact,
+                ghl_id: GhlId::parse(&non_empty(raw.id, "id")?).map_err(|e| {
+                    EnvelopeError::InvalidField {
+                        field: "id",
+                        problem: e.0,
+                    }
+                })?,
+                deleted,
+            },
+            None => WebhookAction::Ignore,
+        };
+        Ok(WebhookEnvelope {
+            event_type,
+            location_id,
+            webhook_id,
+            timestamp,
+            app_id: raw.app_id,
+            dedupe_key,
+            action,
+        })
+    }
+}
+
+/// `Some(deleted)` for the contact events we sync.
+fn contact_event(event_type: &str) -> Option<bool> {
+    match event_type {
+        "ContactCreate" | "ContactUpdate" | "ContactTagUpdate" | "ContactDndUpdate" => Some(false),
+        "ContactDelete" => Some(true),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Verbatim from specs/ghl/docs/webhook-events/ContactCreate.md, plus the envelope fields.
+    const CONTACT_CREATE: &str = r#"{"type":"ContactCreate","locationId":"ve9EPM428h8vShlRW1KT","id":"nmFmQEsNgz6AVpgLVUJ0","address1":"3535 1st St N","city":"ruDolomitebika","state":"AL","companyName":"Loram ipsum","country":"DE","source":"xyz form","dateAdded":"2021-11-26T12:41:02.193Z","dateOfBirth":"2000-01-05T00:00:00.000Z","dnd":true,"email":"JohnDeo@gmail.comm","name":"John Deo","firstName":"John","lastName":"Deo","phone":"+919509597501","postalCode":"452001","tags":["id magna sed Lorem","Duis dolor commodo aliqua"],"website":"https://www.google.com/","attachments":[],"assignedTo":"nmFmQEsNgz6AVpgLVUJ0","customFields":[{"id":"BcdmQEsNgz6AVpgLVUJ0","value":"XYZ Corp"}],"timestamp":"2025-01-28T14:35:00Z","webhookId":"abc123xyz"}"#;
+
+    #[test]
+    fn contact_create_from_the_docs() {
+        let env = WebhookEnvelope::parse(CONTACT_CREATE.as_bytes()).unwrap();
+        assert_eq!(env.event_type, "ContactCreate");
+        assert_eq!(env.location_id.as_str(), "ve9EPM428h8vShlRW1KT");
+        assert_eq!(env.dedupe_key, "webhook:abc123xyz");
+        assert_eq!(env.timestamp.unwrap().to_rfc3339(), "2025-01-28T14:35:00+00:00");
+        assert_eq!(
+            env.action,
+            WebhookAction::Sync {
+                kind: EntityKind::Contact,
+                ghl_id: GhlId::parse("nmFmQEsNgz6AVpgLVUJ0").unwrap(),
+                deleted: false
+            }
+        );
+    }
+
+    #[test]
+    fn delete_is_flagged_and_unknown_types_are_ignored() {
+        let del = br#"{"type":"ContactDelete","locationId":"l1","id":"c1"}"#;
+        match WebhookEnvelope::parse(del).unwrap().action {
+            WebhookAction::Sync { deleted, .. } => assert!(deleted),
+            other => panic!("{other:?}"),
+        }
+        let other = br#"{"type":"OpportunityCreate","locationId":"l1","id":"o1"}"#;
+        assert_eq!(WebhookEnvelope::parse(other).unwrap().action, WebhookAction::Ignore);
+    }
+
+    #[test]
+    fn dedupe_falls_back_to_the_body_hash() {
+        let a = WebhookEnvelope::parse(br#"{"type":"ContactUpdate","locationId":"l1","id":"c1"}"#).unwrap();
+        let b = WebhookEnvelope::parse(br#"{"type":"ContactUpdate","locationId":"l1","id":"c1" }"#).unwrap();
+        assert!(a.dedupe_key.starts_with("sha256:"));
+        assert_ne!(a.dedupe_key, b.dedupe_key, "different bytes, different key");
+    }
+
+    #[test]
+    fn bad_envelopes_say_what_is_wrong() {
+        let cases: [(&[u8], EnvelopeError); 5] = [
+            (b"not json", EnvelopeError::NotJson(String::new())),
+            (b"[1,2]", EnvelopeError::NotJson(String::new())),
+            (br#"{"locationId":"l1"}"#, EnvelopeError::MissingField("type")),
+            (br#"{"type":"ContactCreate"}"#, EnvelopeError::MissingField("locationId")),
+            (br#"{"type":"ContactCreate","locationId":"l1"}"#, EnvelopeError::MissingField("id")),
+        ];
+        for (body, expected) in cases {
+            let err = WebhookEnvelope::parse(body).unwrap_err();
+            match (&err, &expected) {
+                (EnvelopeError::NotJson(_), EnvelopeError::NotJson(_)) => {}
+                _ => assert_eq!(err, expected),
+            }
+        }
+        let err = WebhookEnvelope::parse(br#"{"type":"ContactCreate","locationId":"../x","id":"c"}"#).unwrap_err();
+        assert!(matches!(err, EnvelopeError::InvalidField { field: "locationId", .. }));
+        let err = WebhookEnvelope::parse(br#"{"type":"ContactCreate","locationId":"l","id":"c","timestamp":"yesterday"}"#).unwrap_err();
+        assert!(matches!(err, EnvelopeError::InvalidField { field: "timestamp", .. }));
+    }
+}

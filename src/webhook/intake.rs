@@ -1,0 +1,132 @@
+//! verify → parse → replay window → commit event and work → wake a worker.
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use chrono::Utc;
+
+use super::envelope::{EnvelopeError, WebhookAction, WebhookEnvelope};
+use super::verifier::{SignatureError, WebhookVerifier};
+use crate::domain::EntityKey;
+use crate::store::{IngestOutcome, NewEvent, SharedStore, StoreError, WorkRequest};
+use crate::sync::WorkSignal;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntakeOutcome {
+    /// Event and work committed.
+    Stored,
+    /// Seen before (same `webhookId` or same bytes): nothing new to do.
+    Duplicate,
+    /// Authentic, but not something we act on.
+    Ignored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("timestamp is outside the replay window of {window:?}")]
+    Stale { window: Duration },
+    #[error("the store could not commit the event: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub struct WebhookIntake {
+    verifier: WebhookVerifier,
+    store: SharedStore,
+    signal: WorkSignal,
+    replay_window: Duration,
+    /// GHL's `appId` is the client id up to its first '-'; events of other apps are ignored.
+    app_id: Option<String>,
+    commit_timeout: Duration,
+}
+
+impl WebhookIntake {
+    pub fn new(
+        verifier: WebhookVerifier,
+        store: SharedStore,
+        signal: WorkSignal,
+        replay_window: Duration,
+        client_id: Option<&str>,
+    ) -> Self {
+        WebhookIntake {
+            verifier,
+            store,
+            signal,
+            replay_window,
+            app_id: client_id.map(|id| id.split('-').next().unwrap_or(id).to_owned()),
+            // Past this, answering 429 (GHL retries it) beats a timeout (GHL drops it).
+            commit_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Takes one webhook; logs one line with what became of it.
+    pub async fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<IntakeOutcome, IntakeError> {
+        let started = Instant::now();
+        let scheme = self.verifier.verify(headers, body);
+        let result = match &scheme {
+            Ok(_) => self.store_verified(body).await,
+            Err(e) => Err(IntakeError::Signature(e.clone())),
+        };
+        let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+        match &result {
+            Ok((envelope, outcome)) => tracing::info!(
+                location = %envelope.location_id, event_type = %envelope.event_type,
+                webhook_id = envelope.webhook_id.as_deref().unwrap_or("-"),
+                scheme = ?scheme.as_ref().ok(), outcome = ?outcome, duration_ms, "webhook"
+            ),
+            Err(IntakeError::Store(error)) => {
+                tracing::error!(%error, duration_ms, outcome = "store_unavailable", "webhook")
+            }
+            Err(error) => tracing::warn!(%error, duration_ms, outcome = "rejected", "webhook"),
+        }
+        result.map(|(_, outcome)| outcome)
+    }
+
+    async fn store_verified(&self, body: &[u8]) -> Result<(WebhookEnvelope, IntakeOutcome), IntakeError> {
+        let envelope = WebhookEnvelope::parse(body)?;
+        if let Some(timestamp) = envelope.timestamp {
+            let skew = (Utc::now() - timestamp).abs().to_std().unwrap_or(Duration::MAX);
+            if skew > self.replay_window {
+                return Err(IntakeError::Stale {
+                    window: self.replay_window,
+                });
+            }
+        }
+        let foreign_app = match (&self.app_id, &envelope.app_id) {
+            (Some(ours), Some(theirs)) => ours != theirs,
+            _ => false,
+        };
+        let work = match (&envelope.action, foreign_app) {
+            (WebhookAction::Sync { kind, ghl_id, deleted }, false) => Some(WorkRequest {
+                key: EntityKey {
+                    location_id: envelope.location_id.clone(),
+                    kind: *kind,
+                    ghl_id: ghl_id.clone(),
+                },
+                deleted: *deleted,
+            }),
+            _ => return Ok((envelope, IntakeOutcome::Ignored)),
+        };
+        let event = NewEvent {
+            location_id: envelope.location_id.to_string(),
+            event_type: envelope.event_type.clone(),
+            dedupe_key: envelope.dedupe_key.clone(),
+            body: body.to_vec(),
+            received_at: Utc::now(),
+            work,
+        };
+        let ingested = tokio::time::timeout(self.commit_timeout, self.store.ingest(event))
+            .await
+            .map_err(|_| StoreError::Timeout(self.commit_timeout))??;
+        let outcome = match ingested {
+            IngestOutcome::Accepted => {
+                self.signal.notify();
+                IntakeOutcome::Stored
+            }
+            IngestOutcome::Duplicate => IntakeOutcome::Duplicate,
+        };
+        Ok((envelope, outcome))
+    }
+}
