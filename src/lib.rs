@@ -1,6 +1,7 @@
 //! ghl-holded-sync: keeps Holded in step with GoHighLevel sub-accounts.
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod ghl;
 pub mod holded;

@@ -19,6 +19,8 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Show the whole path against built-in GHL and Holded simulators (no account, no network).
+    Demo,
 }
 
 #[tokio::main]
@@ -31,10 +33,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The demo prints its own story; only problems should interrupt it.
+    let level = if matches!(command, Command::Demo) { "warn" } else { "info" };
+    telemetry::init(config.log_format, level);
+    let result = match command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config).await,
+        Command::Demo => ghl_holded_sync::demo::run().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

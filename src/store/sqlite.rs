@@ -365,3 +365,49 @@ impl Store for SqliteStore {
             .rows_affected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    async fn open_temp() -> (SharedStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/store.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.ping().await.unwrap();
+        (Arc::new(store), dir)
+    }
+
+    super::super::contract_tests::contract_suite!(open_temp().await);
+
+    #[tokio::test]
+    async fn reopening_releases_leases_of_the_dead_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/store.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store
+            .ingest(NewEvent {
+                location_id: "loc1".into(),
+                event_type: "ContactCreate".into(),
+                dedupe_key: "k".into(),
+                body: b"{}".to_vec(),
+                received_at: Utc::now(),
+                work: Some(WorkRequest {
+                    key: EntityKey {
+                        location_id: LocationId::parse("loc1").unwrap(),
+                        kind: EntityKind::Contact,
+                        ghl_id: GhlId::parse("c1").unwrap(),
+                    },
+                    deleted: false,
+                }),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.claim(1, Duration::from_secs(3600)).await.unwrap().len(), 1);
+        drop(store);
+        let reopened = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(reopened.claim(1, Duration::from_secs(60)).await.unwrap().len(), 1);
+    }
+}
