@@ -27,9 +27,9 @@ pub struct App {
 impl App {
     /// Opens the store (running migrations), binds `LISTEN_ADDR` and starts everything.
     pub async fn start(config: Config) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("LISTEN_ADDR: cannot listen on {}: {e}", config.listen_addr))?;
+        let listener = TcpListener::bind(config.listen_addr).await.map_err(|e| {
+            anyhow::anyhow!("LISTEN_ADDR: cannot listen on {}: {e}", config.listen_addr)
+        })?;
         Self::start_on(config, listener).await
     }
 
@@ -50,7 +50,10 @@ impl App {
             store.clone(),
             signal.clone(),
             config.webhook_replay_window,
-            config.marketplace_app.as_ref().map(|a| a.client_id.as_str()),
+            config
+                .marketplace_app
+                .as_ref()
+                .map(|a| a.client_id.as_str()),
         );
         let tenants = StaticTenants::new(
             config
@@ -100,7 +103,11 @@ impl App {
             }
         });
         tasks.spawn(workers.run(shutdown.clone()));
-        tasks.spawn(purge_events(store.clone(), config.event_retention, shutdown.clone()));
+        tasks.spawn(purge_events(
+            store.clone(),
+            config.event_retention,
+            shutdown.clone(),
+        ));
         tracing::info!(%addr, "listening");
         Ok(App {
             addr,
@@ -144,7 +151,8 @@ async fn purge_events(store: SharedStore, retention: Duration, shutdown: Cancell
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         match store.purge_events(cutoff).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "old events purged"),

@@ -170,17 +170,16 @@ impl Vars {
     }
 
     fn database_url(&self) -> Result<String, ConfigError> {
-        self.parse(
-            "DATABASE_URL",
-            "sqlite://data/ghl-holded-sync.db",
-            |raw| {
-                if raw.starts_with("sqlite:") || raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-                    Ok(raw.to_owned())
-                } else {
-                    Err("must start with sqlite:// or postgres://".into())
-                }
-            },
-        )
+        self.parse("DATABASE_URL", "sqlite://data/ghl-holded-sync.db", |raw| {
+            if raw.starts_with("sqlite:")
+                || raw.starts_with("postgres://")
+                || raw.starts_with("postgresql://")
+            {
+                Ok(raw.to_owned())
+            } else {
+                Err("must start with sqlite:// or postgres://".into())
+            }
+        })
     }
 
     fn log_format(&self) -> Result<LogFormat, ConfigError> {
@@ -226,9 +225,9 @@ impl Vars {
         let Some(client_id) = self.get("GHL_CLIENT_ID") else {
             return Ok(None);
         };
-        let client_secret = self.get("GHL_CLIENT_SECRET").ok_or_else(|| {
-            invalid("GHL_CLIENT_SECRET", "required when GHL_CLIENT_ID is set")
-        })?;
+        let client_secret = self
+            .get("GHL_CLIENT_SECRET")
+            .ok_or_else(|| invalid("GHL_CLIENT_SECRET", "required when GHL_CLIENT_ID is set"))?;
         if self.get("PUBLIC_URL").is_none() {
             return Err(invalid("PUBLIC_URL", "required when GHL_CLIENT_ID is set"));
         }

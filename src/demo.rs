@@ -27,7 +27,10 @@ pub async fn run() -> anyhow::Result<()> {
 
     let vars: HashMap<String, String> = [
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-        ("DATABASE_URL", format!("sqlite://{}/demo.db", data.path().display())),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/demo.db", data.path().display()),
+        ),
         ("GHL_API_BASE", ghl.base_url()),
         ("HOLDED_API_BASE", holded.base_url()),
         ("GHL_WEBHOOK_ED25519_KEY", signer.ed25519_public_pem()),
@@ -52,7 +55,7 @@ pub async fn run() -> anyhow::Result<()> {
         "address1": "Calle de Alcalá 42", "city": "Madrid", "state": "Madrid",
         "postalCode": "28014", "country": "ES", "tags": ["webinar"],
     }));
-    let mut step = |title: &str| println!("── {title}");
+    let step = |title: &str| println!("── {title}");
 
     step("1. GHL sends a signed ContactCreate");
     post(&signer, &http, &webhook_url, &ghl, "ContactCreate").await?;
@@ -60,9 +63,15 @@ pub async fn run() -> anyhow::Result<()> {
     print_contact(&created);
 
     step("2. The contact changes in GHL; GHL sends a signed ContactUpdate");
-    ghl.patch_contact(CONTACT, json!({ "type": "customer", "tags": ["webinar", "customer"], "city": "Sevilla" }));
+    ghl.patch_contact(
+        CONTACT,
+        json!({ "type": "customer", "tags": ["webinar", "customer"], "city": "Sevilla" }),
+    );
     post(&signer, &http, &webhook_url, &ghl, "ContactUpdate").await?;
-    let updated = wait_for(&holded, |c| c["type"] == "client" && c["billAddress"]["city"] == "Sevilla").await?;
+    let updated = wait_for(&holded, |c| {
+        c["type"] == "client" && c["billAddress"]["city"] == "Sevilla"
+    })
+    .await?;
     print_contact(&updated);
     println!(
         "Holded contacts for this GHL id: {} (created once, then updated in place)",
@@ -82,7 +91,11 @@ async fn post(
     let contact = ghl.contact(CONTACT).context("demo contact exists")?;
     let body = serde_json::to_vec(&contact_event(event_type, &contact))?;
     let response = signer.post(http, url, &body).await?;
-    println!("   POST /webhooks/ghl → {} {}", response.status(), response.text().await?);
+    println!(
+        "   POST /webhooks/ghl → {} {}",
+        response.status(),
+        response.text().await?
+    );
     Ok(())
 }
 
@@ -94,7 +107,10 @@ async fn wait_for(holded: &HoldedSim, ready: impl Fn(&Value) -> bool) -> anyhow:
             .into_iter()
             .find(|c| ready(c))
         {
-            println!("   synced to Holded in {} ms", started.elapsed().as_millis());
+            println!(
+                "   synced to Holded in {} ms",
+                started.elapsed().as_millis()
+            );
             return Ok(contact);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

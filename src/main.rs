@@ -35,7 +35,11 @@ async fn main() -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Serve);
     // The demo prints its own story; only problems should interrupt it.
-    let level = if matches!(command, Command::Demo) { "warn" } else { "info" };
+    let level = if matches!(command, Command::Demo) {
+        "warn"
+    } else {
+        "info"
+    };
     telemetry::init(config.log_format, level);
     let result = match command {
         Command::Serve => serve(config).await,

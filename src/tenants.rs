@@ -30,6 +30,9 @@ impl StaticTenants {
 #[async_trait]
 impl TenantDirectory for StaticTenants {
     async fn tenant(&self, location_id: &LocationId) -> Option<Tenant> {
-        self.0.iter().find(|t| &t.location_id == location_id).cloned()
+        self.0
+            .iter()
+            .find(|t| &t.location_id == location_id)
+            .cloned()
     }
 }

@@ -72,6 +72,9 @@ mod tests {
     #[test]
     fn join_escapes_ids_and_keeps_base_paths() {
         let base: url::Url = "http://127.0.0.1:9/prefix/".parse().unwrap();
-        assert_eq!(join(&base, &["contacts", "a b"]).as_str(), "http://127.0.0.1:9/prefix/contacts/a%20b");
+        assert_eq!(
+            join(&base, &["contacts", "a b"]).as_str(),
+            "http://127.0.0.1:9/prefix/contacts/a%20b"
+        );
     }
 }

@@ -11,7 +11,10 @@ use support::service::{World, GHL_TOKEN, HOLDED_KEY, LOCATION, SYNC};
 async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
     let body: Value = response.json().await.expect("JSON error body");
-    assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
     body
 }
 
@@ -20,11 +23,15 @@ async fn contact_create_lands_in_holded_field_by_field() {
     let world = World::new().await;
     let service = world.start_service().await;
     world.seed_contact("c1");
-    let response = world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    let response = world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "stored");
 
-    let holded = world.holded_contact_where("c1", "the contact in Holded", |_| true).await;
+    let holded = world
+        .holded_contact_where("c1", "the contact in Holded", |_| true)
+        .await;
     assert_eq!(holded["customId"], "c1");
     assert_eq!(holded["name"], "John Deo");
     assert_eq!(holded["email"], "c1@example.com");
@@ -36,8 +43,17 @@ async fn contact_create_lands_in_holded_field_by_field() {
     assert_eq!(holded["billAddress"]["country"], "ES");
     assert_eq!(holded["tags"], json!(["b2b", "vip"]));
     // Authenticated with the configured token and key.
-    let fetch = world.ghl.requests().all().into_iter().find(|r| r.path == "/contacts/c1").unwrap();
-    assert_eq!(fetch.headers["authorization"], format!("Bearer {GHL_TOKEN}").as_str());
+    let fetch = world
+        .ghl
+        .requests()
+        .all()
+        .into_iter()
+        .find(|r| r.path == "/contacts/c1")
+        .unwrap();
+    assert_eq!(
+        fetch.headers["authorization"],
+        format!("Bearer {GHL_TOKEN}").as_str()
+    );
     assert_eq!(fetch.headers["version"], "2021-07-28");
 }
 
@@ -46,14 +62,22 @@ async fn update_changes_the_same_holded_contact() {
     let world = World::new().await;
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     world.holded_contact_where("c1", "created", |_| true).await;
 
-    world.ghl.patch_contact("c1", json!({ "email": "new@example.com", "tags": ["vip"] }));
-    let response = world.post_signed(&service, &world.contact_webhook("ContactUpdate", "c1")).await;
+    world
+        .ghl
+        .patch_contact("c1", json!({ "email": "new@example.com", "tags": ["vip"] }));
+    let response = world
+        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let holded = world
-        .holded_contact_where("c1", "the new email in Holded", |c| c["email"] == "new@example.com")
+        .holded_contact_where("c1", "the new email in Holded", |c| {
+            c["email"] == "new@example.com"
+        })
         .await;
     assert_eq!(holded["tags"], json!(["vip"]));
     assert_eq!(world.holded.contacts(HOLDED_KEY).len(), 1);
@@ -64,20 +88,36 @@ async fn unchanged_update_makes_zero_holded_writes() {
     let world = World::new().await;
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     world.holded_contact_where("c1", "created", |_| true).await;
-    service.wait_for_log("first sync logged", |l| l["message"] == "sync" && l["outcome"] == "created").await;
+    service
+        .wait_for_log("first sync logged", |l| {
+            l["message"] == "sync" && l["outcome"] == "created"
+        })
+        .await;
     let writes_before = world.holded.requests().writes();
 
     for event_type in ["ContactUpdate", "ContactTagUpdate", "ContactDndUpdate"] {
-        let response = world.post_signed(&service, &world.contact_webhook(event_type, "c1")).await;
+        let response = world
+            .post_signed(&service, &world.contact_webhook(event_type, "c1"))
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     eventually("the re-sync to finish", SYNC, || async {
-        service.sync_outcomes("c1").iter().any(|o| o == "unchanged").then_some(())
+        service
+            .sync_outcomes("c1")
+            .iter()
+            .any(|o| o == "unchanged")
+            .then_some(())
     })
     .await;
-    assert_eq!(world.holded.requests().writes(), writes_before, "no Holded write for unchanged data");
+    assert_eq!(
+        world.holded.requests().writes(),
+        writes_before,
+        "no Holded write for unchanged data"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +125,9 @@ async fn contact_delete_tags_the_holded_contact_by_default() {
     let world = World::new().await;
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     world.holded_contact_where("c1", "created", |_| true).await;
 
     let body = world.contact_webhook("ContactDelete", "c1");
@@ -93,7 +135,9 @@ async fn contact_delete_tags_the_holded_contact_by_default() {
     world.post_signed(&service, &body).await;
     let holded = world
         .holded_contact_where("c1", "the ghl-deleted tag", |c| {
-            c["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "ghl-deleted"))
+            c["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "ghl-deleted"))
         })
         .await;
     assert_eq!(holded["name"], "John Deo", "the record itself is kept");
@@ -103,7 +147,13 @@ async fn contact_delete_tags_the_holded_contact_by_default() {
     let again = world.contact_webhook("ContactDelete", "c1");
     world.post_signed(&service, &again).await;
     eventually("the second delete to be processed", SYNC, || async {
-        (service.sync_outcomes("c1").iter().filter(|o| *o == "unchanged").count() == 1).then_some(())
+        (service
+            .sync_outcomes("c1")
+            .iter()
+            .filter(|o| *o == "unchanged")
+            .count()
+            == 1)
+            .then_some(())
     })
     .await;
     assert_eq!(world.holded.requests().writes(), writes);
@@ -115,7 +165,9 @@ async fn delete_policy_delete_removes_the_holded_contact() {
     world.env.insert("DELETE_POLICY".into(), "delete".into());
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     world.holded_contact_where("c1", "created", |_| true).await;
 
     let body = world.contact_webhook("ContactDelete", "c1");
@@ -132,7 +184,9 @@ async fn ghl_404_takes_the_delete_path() {
     let world = World::new().await;
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     world.holded_contact_where("c1", "created", |_| true).await;
 
     // An update webhook, but GHL no longer has the contact.
@@ -141,7 +195,9 @@ async fn ghl_404_takes_the_delete_path() {
     world.post_signed(&service, &body).await;
     world
         .holded_contact_where("c1", "the ghl-deleted tag", |c| {
-            c["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "ghl-deleted"))
+            c["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "ghl-deleted"))
         })
         .await;
 }
@@ -155,7 +211,9 @@ async fn duplicate_webhook_is_acknowledged_without_new_work() {
     let first = world.post_signed(&service, &body).await;
     assert_eq!(first.json::<Value>().await.unwrap()["status"], "stored");
     world.holded_contact_where("c1", "created", |_| true).await;
-    service.wait_for_log("first sync logged", |l| l["message"] == "sync").await;
+    service
+        .wait_for_log("first sync logged", |l| l["message"] == "sync")
+        .await;
 
     let second = world.post_signed(&service, &body).await;
     assert_eq!(second.status(), StatusCode::OK);
@@ -163,7 +221,9 @@ async fn duplicate_webhook_is_acknowledged_without_new_work() {
     // The same webhookId with different bytes (GHL re-signing) is a duplicate too.
     let mut resent: Value = serde_json::from_slice(&body).unwrap();
     resent["timestamp"] = json!(chrono::Utc::now().to_rfc3339());
-    let third = world.post_signed(&service, &serde_json::to_vec(&resent).unwrap()).await;
+    let third = world
+        .post_signed(&service, &serde_json::to_vec(&resent).unwrap())
+        .await;
     assert_eq!(third.json::<Value>().await.unwrap()["status"], "duplicate");
 
     assert_eq!(world.count_rows("events").await, 1);
@@ -182,7 +242,10 @@ async fn bad_or_missing_signatures_are_refused_and_store_nothing() {
 
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("missing", vec![]),
-        ("signed by another key", vec![("x-ghl-signature", forged.sign_ed25519(&body))]),
+        (
+            "signed by another key",
+            vec![("x-ghl-signature", forged.sign_ed25519(&body))],
+        ),
         ("not base64", vec![("x-ghl-signature", "%%%".into())]),
         ("wrong length", vec![("x-ghl-signature", b64(&[7u8; 12]))]),
         ("RSA garbage", vec![("x-wh-signature", b64(&[7u8; 256]))]),
@@ -203,7 +266,11 @@ async fn bad_or_missing_signatures_are_refused_and_store_nothing() {
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     let response = world
-        .post_raw(&service, &[("x-ghl-signature", world.signer.sign_ed25519(&body))], tampered)
+        .post_raw(
+            &service,
+            &[("x-ghl-signature", world.signer.sign_ed25519(&body))],
+            tampered,
+        )
         .await;
     error_body(response, StatusCode::UNAUTHORIZED).await;
 
@@ -213,10 +280,16 @@ async fn bad_or_missing_signatures_are_refused_and_store_nothing() {
 
     // The legacy RSA header alone is accepted.
     let response = world
-        .post_raw(&service, &[("x-wh-signature", world.signer.sign_rsa(&body).unwrap())], body)
+        .post_raw(
+            &service,
+            &[("x-wh-signature", world.signer.sign_rsa(&body).unwrap())],
+            body,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    world.holded_contact_where("c1", "created through the RSA path", |_| true).await;
+    world
+        .holded_contact_where("c1", "created through the RSA path", |_| true)
+        .await;
 }
 
 #[tokio::test]
@@ -224,9 +297,12 @@ async fn stale_timestamps_are_refused() {
     let world = World::new().await;
     let service = world.start_service().await;
     world.seed_contact("c1");
-    let mut event: Value = serde_json::from_slice(&world.contact_webhook("ContactCreate", "c1")).unwrap();
+    let mut event: Value =
+        serde_json::from_slice(&world.contact_webhook("ContactCreate", "c1")).unwrap();
     event["timestamp"] = json!((chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339());
-    let response = world.post_signed(&service, &serde_json::to_vec(&event).unwrap()).await;
+    let response = world
+        .post_signed(&service, &serde_json::to_vec(&event).unwrap())
+        .await;
     let error = error_body(response, StatusCode::UNAUTHORIZED).await;
     assert_eq!(error["error"], "stale_timestamp");
     assert_eq!(world.count_rows("events").await, 0);
@@ -239,10 +315,19 @@ async fn malformed_and_oversized_bodies_are_refused_and_store_nothing() {
     let cases: [(&[u8], &str); 6] = [
         (b"not json at all", "invalid_payload"),
         (b"[1,2,3]", "invalid_payload"),
-        (br#"{"locationId":"ve9EPM428h8vShlRW1KT","id":"c1"}"#, "invalid_payload"),
+        (
+            br#"{"locationId":"ve9EPM428h8vShlRW1KT","id":"c1"}"#,
+            "invalid_payload",
+        ),
         (br#"{"type":"ContactCreate","id":"c1"}"#, "invalid_payload"),
-        (br#"{"type":"ContactCreate","locationId":"ve9EPM428h8vShlRW1KT"}"#, "invalid_payload"),
-        (br#"{"type":"ContactCreate","locationId":"../../etc","id":"c1"}"#, "invalid_payload"),
+        (
+            br#"{"type":"ContactCreate","locationId":"ve9EPM428h8vShlRW1KT"}"#,
+            "invalid_payload",
+        ),
+        (
+            br#"{"type":"ContactCreate","locationId":"../../etc","id":"c1"}"#,
+            "invalid_payload",
+        ),
     ];
     for (body, code) in cases {
         let response = world.post_signed(&service, body).await;
@@ -279,17 +364,32 @@ async fn event_types_we_do_not_handle_are_acknowledged_and_ignored() {
 async fn pending_work_survives_a_crash_and_restart() {
     let world = World::new().await;
     // Holded is down: the sync fails and the item waits for its retry.
-    world.holded.faults().push(FaultRule::always(None, "", FaultAction::Status { code: 503, retry_after_secs: None }));
+    world.holded.faults().push(FaultRule::always(
+        None,
+        "",
+        FaultAction::Status {
+            code: 503,
+            retry_after_secs: None,
+        },
+    ));
     let service = world.start_service().await;
     world.seed_contact("c1");
-    let response = world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    let response = world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
-    service.wait_for_log("a failed attempt", |l| l["message"] == "sync" && l["outcome"] == "retry").await;
+    service
+        .wait_for_log("a failed attempt", |l| {
+            l["message"] == "sync" && l["outcome"] == "retry"
+        })
+        .await;
     service.kill(); // SIGKILL: no graceful anything
 
     world.holded.faults().clear();
     let restarted = world.start_service().await;
-    world.holded_contact_where("c1", "synced after the restart", |_| true).await;
+    world
+        .holded_contact_where("c1", "synced after the restart", |_| true)
+        .await;
     drop(restarted);
 }
 
@@ -298,38 +398,67 @@ async fn webhook_acknowledged_before_a_crash_is_synced_after_restart() {
     let world = World::new().await;
     // GHL hangs on the fetch, so the item is leased and in flight when the process dies.
     let gate = Gate::new();
-    world.ghl.faults().push(FaultRule::always(Some(Method::GET), "/contacts/c1", FaultAction::Hold(gate.clone())).times(1));
+    world.ghl.faults().push(
+        FaultRule::always(
+            Some(Method::GET),
+            "/contacts/c1",
+            FaultAction::Hold(gate.clone()),
+        )
+        .times(1),
+    );
     let service = world.start_service().await;
     world.seed_contact("c1");
-    let response = world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    let response = world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(gate.wait_for_arrivals(1, SYNC).await);
     service.kill();
     gate.open();
 
     let _restarted = world.start_service().await;
-    world.holded_contact_where("c1", "synced after the restart", |_| true).await;
+    world
+        .holded_contact_where("c1", "synced after the restart", |_| true)
+        .await;
 }
 
 #[tokio::test]
 async fn update_arriving_mid_sync_is_synced_again() {
     let world = World::new().await;
     let gate = Gate::new();
-    world.ghl.faults().push(FaultRule::always(Some(Method::GET), "/contacts/c1", FaultAction::Hold(gate.clone())).times(1));
+    world.ghl.faults().push(
+        FaultRule::always(
+            Some(Method::GET),
+            "/contacts/c1",
+            FaultAction::Hold(gate.clone()),
+        )
+        .times(1),
+    );
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     // The first fetch has read the old data and is held in flight.
     assert!(gate.wait_for_arrivals(1, SYNC).await);
-    world.ghl.patch_contact("c1", json!({ "email": "latest@example.com" }));
-    let response = world.post_signed(&service, &world.contact_webhook("ContactUpdate", "c1")).await;
+    world
+        .ghl
+        .patch_contact("c1", json!({ "email": "latest@example.com" }));
+    let response = world
+        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+        .await;
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "stored");
     gate.open();
 
     world
-        .holded_contact_where("c1", "the latest email in Holded", |c| c["email"] == "latest@example.com")
+        .holded_contact_where("c1", "the latest email in Holded", |c| {
+            c["email"] == "latest@example.com"
+        })
         .await;
-    assert!(world.ghl_fetches("c1") >= 2, "fetched again after the mid-sync update");
+    assert!(
+        world.ghl_fetches("c1") >= 2,
+        "fetched again after the mid-sync update"
+    );
     assert_eq!(world.holded.contacts(HOLDED_KEY).len(), 1);
 }
 
@@ -337,13 +466,25 @@ async fn update_arriving_mid_sync_is_synced_again() {
 async fn existing_holded_contact_with_our_custom_id_is_reused_not_duplicated() {
     let world = World::new().await;
     // As if a previous run created it and crashed before recording the link.
-    let existing = world.holded.put_contact(HOLDED_KEY, json!({ "name": "Old name", "customId": "c1" }));
+    let existing = world
+        .holded
+        .put_contact(HOLDED_KEY, json!({ "name": "Old name", "customId": "c1" }));
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
-    let holded = world.holded_contact_where("c1", "the update", |c| c["name"] == "John Deo").await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
+    let holded = world
+        .holded_contact_where("c1", "the update", |c| c["name"] == "John Deo")
+        .await;
     assert_eq!(holded["id"], existing.as_str());
-    assert_eq!(world.holded.requests().count(&Method::POST, "/api/invoicing/v1/contacts"), 0);
+    assert_eq!(
+        world
+            .holded
+            .requests()
+            .count(&Method::POST, "/api/invoicing/v1/contacts"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -351,24 +492,43 @@ async fn logs_say_what_happened_and_never_a_secret() {
     let world = World::new().await;
     let service = world.start_service().await;
     world.seed_contact("c1");
-    world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     world.holded_contact_where("c1", "created", |_| true).await;
-    let sync = service.wait_for_log("a sync line", |l| l["message"] == "sync").await;
+    let sync = service
+        .wait_for_log("a sync line", |l| l["message"] == "sync")
+        .await;
     assert_eq!(sync["location"], LOCATION);
     assert_eq!(sync["kind"], "contact");
     assert_eq!(sync["ghl_id"], "c1");
     assert_eq!(sync["outcome"], "created");
     assert!(sync["duration_ms"].is_number() && sync["holded_id"].is_string());
-    let webhook = service.wait_for_log("a webhook line", |l| l["message"] == "webhook").await;
+    let webhook = service
+        .wait_for_log("a webhook line", |l| l["message"] == "webhook")
+        .await;
     assert_eq!(webhook["location"], LOCATION);
     assert_eq!(webhook["event_type"], "ContactCreate");
     assert!(webhook["duration_ms"].is_number());
 
     // A failing upstream logs its error too; still no secret.
-    world.holded.faults().push(FaultRule::always(None, "", FaultAction::Status { code: 401, retry_after_secs: None }));
-    world.ghl.patch_contact("c1", json!({ "email": "x@example.com" }));
-    world.post_signed(&service, &world.contact_webhook("ContactUpdate", "c1")).await;
-    service.wait_for_log("a retry line", |l| l["outcome"] == "retry").await;
+    world.holded.faults().push(FaultRule::always(
+        None,
+        "",
+        FaultAction::Status {
+            code: 401,
+            retry_after_secs: None,
+        },
+    ));
+    world
+        .ghl
+        .patch_contact("c1", json!({ "email": "x@example.com" }));
+    world
+        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+        .await;
+    service
+        .wait_for_log("a retry line", |l| l["outcome"] == "retry")
+        .await;
 
     let everything = service.lines().join("\n");
     for secret in [GHL_TOKEN, HOLDED_KEY] {
@@ -387,7 +547,12 @@ async fn health_and_readiness() {
     }
     let response = world.http.get(service.url("/nope")).send().await.unwrap();
     error_body(response, StatusCode::NOT_FOUND).await;
-    let response = world.http.get(service.url("/webhooks/ghl")).send().await.unwrap();
+    let response = world
+        .http
+        .get(service.url("/webhooks/ghl"))
+        .send()
+        .await
+        .unwrap();
     error_body(response, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
@@ -399,13 +564,25 @@ async fn starts_without_sync_settings_and_says_what_is_missing() {
         env.remove(name);
     }
     let service = support::service::Service::spawn(env).await;
-    let warning = service.wait_for_log("the missing-settings warning", |l| l["level"] == "WARN").await;
-    assert!(warning["message"].as_str().unwrap().contains("GHL_LOCATION_ID"));
-    let response = world.http.get(service.url("/healthz")).send().await.unwrap();
+    let warning = service
+        .wait_for_log("the missing-settings warning", |l| l["level"] == "WARN")
+        .await;
+    assert!(warning["message"]
+        .as_str()
+        .unwrap()
+        .contains("GHL_LOCATION_ID"));
+    let response = world
+        .http
+        .get(service.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     // Webhooks are still verified and stored, ready for when the settings arrive.
     world.seed_contact("c1");
-    let response = world.post_signed(&service, &world.contact_webhook("ContactCreate", "c1")).await;
+    let response = world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "stored");
 }
 

@@ -49,7 +49,10 @@ impl GhlClient {
     ) -> Result<Option<GhlContact>, GhlError> {
         let response = self
             .http
-            .get(upstream::join(&self.base, &["contacts", contact_id.as_str()]))
+            .get(upstream::join(
+                &self.base,
+                &["contacts", contact_id.as_str()],
+            ))
             .bearer_auth(token.expose_secret())
             .header("Version", CONTACTS_VERSION)
             .header("Accept", "application/json")
@@ -99,7 +102,11 @@ fn error_message(body: &[u8]) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Array(items)) => items
             .iter()
-            .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string()))
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| i.to_string())
+            })
             .collect::<Vec<_>>()
             .join("; "),
         _ => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
@@ -112,12 +119,16 @@ mod tests {
 
     #[test]
     fn error_messages_read_both_shapes() {
-        assert_eq!(error_message(br#"{"statusCode":400,"message":"Bad Request"}"#), "Bad Request");
         assert_eq!(
-            error_message(br#"{"statusCode":422,"message":["a","b"],"error":"Unprocessable Entity"}"#),
+            error_message(br#"{"statusCode":400,"message":"Bad Request"}"#),
+            "Bad Request"
+        );
+        assert_eq!(
+            error_message(
+                br#"{"statusCode":422,"message":["a","b"],"error":"Unprocessable Entity"}"#
+            ),
             "a; b"
         );
         assert_eq!(error_message(b"<html>"), "<html>");
     }
-
 }

@@ -110,7 +110,9 @@ impl HoldedClient {
         fields: &HoldedContactFields,
     ) -> Result<(), HoldedError> {
         let url = upstream::join(&self.endpoints.invoicing, &["contacts", id]);
-        self.send(key, Method::PUT, url, Some(fields)).await.map(drop)
+        self.send(key, Method::PUT, url, Some(fields))
+            .await
+            .map(drop)
     }
 
     pub async fn set_contact_tags(
@@ -127,7 +129,9 @@ impl HoldedClient {
 
     pub async fn delete_contact(&self, key: &SecretString, id: &str) -> Result<(), HoldedError> {
         let url = upstream::join(&self.endpoints.invoicing, &["contacts", id]);
-        self.send(key, Method::DELETE, url, None::<&()>).await.map(drop)
+        self.send(key, Method::DELETE, url, None::<&()>)
+            .await
+            .map(drop)
     }
 
     async fn send<B: Serialize>(
@@ -137,8 +141,8 @@ impl HoldedClient {
         url: url::Url,
         body: Option<&B>,
     ) -> Result<serde_json::Value, HoldedError> {
-        let mut key_header = HeaderValue::from_str(key.expose_secret())
-            .map_err(|_| HoldedError::Unauthorized(0))?;
+        let mut key_header =
+            HeaderValue::from_str(key.expose_secret()).map_err(|_| HoldedError::Unauthorized(0))?;
         key_header.set_sensitive(true);
         let mut request = self
             .http
@@ -181,7 +185,11 @@ fn interpret(
         _ => {}
     }
     let looks_html = bytes.trim_ascii_start().starts_with(b"<");
-    if looks_html || (!is_json && !bytes.is_empty() && serde_json::from_slice::<serde_json::Value>(bytes).is_err()) {
+    if looks_html
+        || (!is_json
+            && !bytes.is_empty()
+            && serde_json::from_slice::<serde_json::Value>(bytes).is_err())
+    {
         return Err(HoldedError::HtmlPage { status });
     }
     let body: serde_json::Value =
@@ -207,8 +215,16 @@ mod tests {
 
     #[test]
     fn status_zero_with_http_200_is_an_error() {
-        let err = interpret(200, true, None, br#"{"status":0,"info":"contactId needed"}"#).unwrap_err();
-        assert!(matches!(err, HoldedError::Rejected { status: 200, ref info } if info == "contactId needed"));
+        let err = interpret(
+            200,
+            true,
+            None,
+            br#"{"status":0,"info":"contactId needed"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, HoldedError::Rejected { status: 200, ref info } if info == "contactId needed")
+        );
         let err = interpret(200, true, None, br#"{"status":0,"info":"Not found"}"#).unwrap_err();
         assert!(matches!(err, HoldedError::NotFound));
     }
@@ -223,7 +239,13 @@ mod tests {
 
     #[test]
     fn success_envelopes_and_arrays_pass() {
-        let ok = interpret(201, true, None, br#"{"status":1,"info":"Created","id":"5ac4f2cec839ea004e18a463"}"#).unwrap();
+        let ok = interpret(
+            201,
+            true,
+            None,
+            br#"{"status":1,"info":"Created","id":"5ac4f2cec839ea004e18a463"}"#,
+        )
+        .unwrap();
         assert_eq!(ok["id"], "5ac4f2cec839ea004e18a463");
         assert!(interpret(200, true, None, b"[]").unwrap().is_array());
     }
@@ -231,15 +253,30 @@ mod tests {
     #[test]
     fn throttling_and_outages_are_classified() {
         let err = interpret(429, true, Some(Duration::from_secs(3)), b"{}").unwrap_err();
-        assert!(matches!(err, HoldedError::RateLimited { retry_after: Some(d) } if d.as_secs() == 3));
-        assert!(matches!(interpret(503, false, None, b"").unwrap_err(), HoldedError::Unavailable { status: 503 }));
-        assert!(matches!(interpret(401, true, None, b"{}").unwrap_err(), HoldedError::Unauthorized(401)));
+        assert!(
+            matches!(err, HoldedError::RateLimited { retry_after: Some(d) } if d.as_secs() == 3)
+        );
+        assert!(matches!(
+            interpret(503, false, None, b"").unwrap_err(),
+            HoldedError::Unavailable { status: 503 }
+        ));
+        assert!(matches!(
+            interpret(401, true, None, b"{}").unwrap_err(),
+            HoldedError::Unauthorized(401)
+        ));
     }
 
     #[test]
     fn create_body_uses_capital_custom_id() {
-        let fields = HoldedContactFields { name: "Ada".into(), ..Default::default() };
-        let body = serde_json::to_value(CreateContactBody { custom_id: "g1", fields: &fields }).unwrap();
+        let fields = HoldedContactFields {
+            name: "Ada".into(),
+            ..Default::default()
+        };
+        let body = serde_json::to_value(CreateContactBody {
+            custom_id: "g1",
+            fields: &fields,
+        })
+        .unwrap();
         assert_eq!(body["CustomId"], "g1");
         assert_eq!(body["name"], "Ada");
         assert!(body.get("customId").is_none());

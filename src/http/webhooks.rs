@@ -39,15 +39,21 @@ async fn receive(
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|error| {
-        let limit_hit = std::error::Error::source(&error)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if limit_hit {
-            too_large()
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the body could not be read")
-        }
-    })?;
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|error| {
+            let limit_hit = std::error::Error::source(&error)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if limit_hit {
+                too_large()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "the body could not be read",
+                )
+            }
+        })?;
     let outcome = state
         .intake
         .accept(&parts.headers, &body)
@@ -66,9 +72,11 @@ fn intake_error(error: IntakeError) -> ApiError {
         IntakeError::Signature(e) => {
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
         }
-        IntakeError::Stale { .. } => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "stale_timestamp", error.to_string())
-        }
+        IntakeError::Stale { .. } => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "stale_timestamp",
+            error.to_string(),
+        ),
         IntakeError::Envelope(e) => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())
         }

@@ -31,16 +31,32 @@ fn event(dedupe: &str, id: &str, deleted: bool) -> NewEvent {
 const LEASE: Duration = Duration::from_secs(60);
 
 pub async fn dedupe_and_coalescing(store: SharedStore) {
-    assert_eq!(store.ingest(event("w1", "c1", false)).await.unwrap(), IngestOutcome::Accepted);
-    assert_eq!(store.ingest(event("w1", "c1", false)).await.unwrap(), IngestOutcome::Duplicate);
+    assert_eq!(
+        store.ingest(event("w1", "c1", false)).await.unwrap(),
+        IngestOutcome::Accepted
+    );
+    assert_eq!(
+        store.ingest(event("w1", "c1", false)).await.unwrap(),
+        IngestOutcome::Duplicate
+    );
     assert_eq!(store.count_events().await.unwrap(), 1);
     for i in 2..=50 {
-        store.ingest(event(&format!("w{i}"), "c1", false)).await.unwrap();
+        store
+            .ingest(event(&format!("w{i}"), "c1", false))
+            .await
+            .unwrap();
     }
     let claimed = store.claim(10, LEASE).await.unwrap();
-    assert_eq!(claimed.len(), 1, "50 hints for one contact are one work item");
+    assert_eq!(
+        claimed.len(),
+        1,
+        "50 hints for one contact are one work item"
+    );
     assert_eq!(claimed[0].generation, 50);
-    assert!(store.claim(10, LEASE).await.unwrap().is_empty(), "leased work is not claimed twice");
+    assert!(
+        store.claim(10, LEASE).await.unwrap().is_empty(),
+        "leased work is not claimed twice"
+    );
 }
 
 pub async fn concurrent_ingest_commits_each_once(store: SharedStore) {
@@ -51,7 +67,10 @@ pub async fn concurrent_ingest_commits_each_once(store: SharedStore) {
         for _ in 0..2 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                store.ingest(event(&format!("e{i}"), &format!("c{}", i % 20), false)).await.unwrap()
+                store
+                    .ingest(event(&format!("e{i}"), &format!("c{}", i % 20), false))
+                    .await
+                    .unwrap()
             }));
         }
     }
@@ -74,11 +93,20 @@ pub async fn update_mid_sync_requeues(store: SharedStore) {
         holded_id: "h1".into(),
         hash: "x".into(),
     };
-    assert_eq!(store.finish(&item, link).await.unwrap(), Completion::Requeued);
-    assert_eq!(store.link(&key("c1")).await.unwrap().unwrap().holded_id, "h1");
+    assert_eq!(
+        store.finish(&item, link).await.unwrap(),
+        Completion::Requeued
+    );
+    assert_eq!(
+        store.link(&key("c1")).await.unwrap().unwrap().holded_id,
+        "h1"
+    );
     let again = store.claim(1, LEASE).await.unwrap().remove(0);
     assert_eq!(again.generation, item.generation + 1);
-    assert_eq!(store.finish(&again, LinkUpdate::Keep).await.unwrap(), Completion::Done);
+    assert_eq!(
+        store.finish(&again, LinkUpdate::Keep).await.unwrap(),
+        Completion::Done
+    );
     let status = store.work_status(&key("c1")).await.unwrap().unwrap();
     assert_eq!(status.state, WorkState::Done);
     assert!(store.claim(1, LEASE).await.unwrap().is_empty());
@@ -88,15 +116,27 @@ pub async fn retries_and_dead_letters(store: SharedStore) {
     store.ingest(event("a", "c1", false)).await.unwrap();
     let item = store.claim(1, LEASE).await.unwrap().remove(0);
     let later = Utc::now() + chrono::Duration::hours(1);
-    assert_eq!(store.retry_later(&item, later, "Holded 503").await.unwrap(), Completion::Requeued);
-    assert!(store.claim(1, LEASE).await.unwrap().is_empty(), "not due before its time");
+    assert_eq!(
+        store.retry_later(&item, later, "Holded 503").await.unwrap(),
+        Completion::Requeued
+    );
+    assert!(
+        store.claim(1, LEASE).await.unwrap().is_empty(),
+        "not due before its time"
+    );
     let status = store.work_status(&key("c1")).await.unwrap().unwrap();
-    assert_eq!((status.attempts, status.last_error.as_deref()), (1, Some("Holded 503")));
+    assert_eq!(
+        (status.attempts, status.last_error.as_deref()),
+        (1, Some("Holded 503"))
+    );
 
     // A new hint makes it due now.
     store.ingest(event("b", "c1", false)).await.unwrap();
     let item = store.claim(1, LEASE).await.unwrap().remove(0);
-    assert_eq!(store.bury(&item, "mapping failed").await.unwrap(), Completion::Done);
+    assert_eq!(
+        store.bury(&item, "mapping failed").await.unwrap(),
+        Completion::Done
+    );
     let status = store.work_status(&key("c1")).await.unwrap().unwrap();
     assert_eq!(status.state, WorkState::Dead);
     assert_eq!(status.last_error.as_deref(), Some("mapping failed"));
@@ -104,12 +144,22 @@ pub async fn retries_and_dead_letters(store: SharedStore) {
 
 pub async fn stale_lease_cannot_finish(store: SharedStore) {
     store.ingest(event("a", "c1", false)).await.unwrap();
-    let first = store.claim(1, Duration::from_millis(1)).await.unwrap().remove(0);
+    let first = store
+        .claim(1, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .remove(0);
     tokio::time::sleep(Duration::from_millis(5)).await; // let the 1 ms lease lapse
     let second = store.claim(1, LEASE).await.unwrap().remove(0);
     assert_ne!(first.lease_token, second.lease_token);
-    assert_eq!(store.finish(&first, LinkUpdate::Keep).await.unwrap(), Completion::LeaseLost);
-    assert_eq!(store.finish(&second, LinkUpdate::Keep).await.unwrap(), Completion::Done);
+    assert_eq!(
+        store.finish(&first, LinkUpdate::Keep).await.unwrap(),
+        Completion::LeaseLost
+    );
+    assert_eq!(
+        store.finish(&second, LinkUpdate::Keep).await.unwrap(),
+        Completion::Done
+    );
 }
 
 pub async fn deleted_is_sticky(store: SharedStore) {
@@ -120,10 +170,25 @@ pub async fn deleted_is_sticky(store: SharedStore) {
 
 pub async fn purge_keeps_recent_events(store: SharedStore) {
     store.ingest(event("a", "c1", false)).await.unwrap();
-    assert_eq!(store.purge_events(Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
-    assert_eq!(store.purge_events(Utc::now() + chrono::Duration::seconds(1)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .purge_events(Utc::now() - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_events(Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
     // Once purged, the dedupe key is gone too: that is why retention outlives the replay window.
-    assert_eq!(store.ingest(event("a", "c1", false)).await.unwrap(), IngestOutcome::Accepted);
+    assert_eq!(
+        store.ingest(event("a", "c1", false)).await.unwrap(),
+        IngestOutcome::Accepted
+    );
 }
 
 macro_rules! contract_suite {

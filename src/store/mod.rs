@@ -1,8 +1,8 @@
 //! Durable state behind one trait: raw events, the work queue, and GHL → Holded links.
 //! `http` and `sync` talk to `dyn Store`; only this folder knows SQL.
-mod sqlite;
 #[cfg(test)]
 mod contract_tests;
+mod sqlite;
 
 use std::sync::Arc;
 use std::time::Duration;

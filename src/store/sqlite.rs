@@ -54,9 +54,11 @@ impl SqliteStore {
         // One process owns a SQLite file (it is the single-replica store), so every lease
         // still held was held by a process that is gone: hand its work back now rather
         // than after the lease runs out.
-        sqlx::query("UPDATE work SET lease_until = NULL, lease_token = NULL WHERE lease_until IS NOT NULL")
-            .execute(&pool)
-            .await?;
+        sqlx::query(
+            "UPDATE work SET lease_until = NULL, lease_token = NULL WHERE lease_until IS NOT NULL",
+        )
+        .execute(&pool)
+        .await?;
         let (ingest, queue) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(group_commit(pool.clone(), queue));
         Ok(SqliteStore { pool, ingest })
@@ -85,7 +87,10 @@ async fn group_commit(pool: SqlitePool, mut queue: mpsc::Receiver<(NewEvent, Ing
     }
 }
 
-async fn commit_batch(pool: &SqlitePool, events: &[&NewEvent]) -> Result<Vec<IngestOutcome>, sqlx::Error> {
+async fn commit_batch(
+    pool: &SqlitePool,
+    events: &[&NewEvent],
+) -> Result<Vec<IngestOutcome>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
@@ -161,9 +166,10 @@ fn completion(state: Option<String>) -> Completion {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-            .fetch_all(&self.pool)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await?;
         match MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
             Some(missing) => Err(StoreError::NotMigrated(format!(
                 "migration {} is not applied",
@@ -251,12 +257,14 @@ impl Store for SqliteStore {
                 .await?;
             }
             LinkUpdate::Remove => {
-                sqlx::query("DELETE FROM links WHERE location_id = ?1 AND kind = ?2 AND ghl_id = ?3")
-                    .bind(item.key.location_id.as_str())
-                    .bind(item.key.kind.as_str())
-                    .bind(item.key.ghl_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM links WHERE location_id = ?1 AND kind = ?2 AND ghl_id = ?3",
+                )
+                .bind(item.key.location_id.as_str())
+                .bind(item.key.kind.as_str())
+                .bind(item.key.ghl_id.as_str())
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
@@ -405,9 +413,23 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(store.claim(1, Duration::from_secs(3600)).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .claim(1, Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         drop(store);
         let reopened = SqliteStore::open(&url).await.unwrap();
-        assert_eq!(reopened.claim(1, Duration::from_secs(60)).await.unwrap().len(), 1);
+        assert_eq!(
+            reopened
+                .claim(1, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

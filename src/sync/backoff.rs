@@ -11,7 +11,8 @@ const CAP: Duration = Duration::from_secs(3600);
 pub fn delay(attempts: i64, retry_after: Option<Duration>) -> Duration {
     let exponent = attempts.clamp(0, 30) as u32;
     let ceiling = BASE.saturating_mul(1u32 << exponent.min(31)).min(CAP);
-    let jittered = Duration::from_millis(rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64));
+    let jittered =
+        Duration::from_millis(rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64));
     jittered.max(retry_after.unwrap_or_default().min(CAP))
 }
 

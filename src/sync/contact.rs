@@ -48,12 +48,20 @@ impl ContactSync {
         if item.deleted {
             return self.apply_delete_policy(tenant, &item.key, link).await;
         }
-        let Some(contact) = self.ghl.get_contact(&tenant.ghl_token, &item.key.ghl_id).await? else {
+        let Some(contact) = self
+            .ghl
+            .get_contact(&tenant.ghl_token, &item.key.ghl_id)
+            .await?
+        else {
             return self.apply_delete_policy(tenant, &item.key, link).await;
         };
         let mapped = ContactMapper::map(&contact);
         if let Some(link) = link.as_ref().filter(|l| l.hash == mapped.hash) {
-            return Ok(Synced::new("unchanged", Some(link.holded_id.clone()), LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "unchanged",
+                Some(link.holded_id.clone()),
+                LinkUpdate::Keep,
+            ));
         }
         let key = &tenant.holded_key;
         let known = match link {
@@ -65,8 +73,18 @@ impl ContactSync {
             hash: mapped.hash.clone(),
         };
         if let Some(holded_id) = known {
-            match self.holded.update_contact(key, &holded_id, &mapped.fields).await {
-                Ok(()) => return Ok(Synced::new("updated", Some(holded_id.clone()), saved(holded_id))),
+            match self
+                .holded
+                .update_contact(key, &holded_id, &mapped.fields)
+                .await
+            {
+                Ok(()) => {
+                    return Ok(Synced::new(
+                        "updated",
+                        Some(holded_id.clone()),
+                        saved(holded_id),
+                    ))
+                }
                 // Removed by hand in Holded: GHL is the source, so the contact comes back.
                 Err(HoldedError::NotFound) => {
                     tracing::warn!(%holded_id, key = %item.key, "linked Holded contact is gone; recreating");
@@ -78,7 +96,11 @@ impl ContactSync {
             .holded
             .create_contact(key, item.key.ghl_id.as_str(), &mapped.fields)
             .await?;
-        Ok(Synced::new("created", Some(holded_id.clone()), saved(holded_id)))
+        Ok(Synced::new(
+            "created",
+            Some(holded_id.clone()),
+            saved(holded_id),
+        ))
     }
 
     /// The Holded contact carrying this GHL id as `customId`, found before any create so a
@@ -105,10 +127,18 @@ impl ContactSync {
         link: Option<Link>,
     ) -> Result<Synced, SyncError> {
         if tenant.delete_policy == DeletePolicy::Ignore {
-            return Ok(Synced::new("deleted in GHL; ignored by policy", None, LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "deleted in GHL; ignored by policy",
+                None,
+                LinkUpdate::Keep,
+            ));
         }
         if let Some(link) = link.as_ref().filter(|l| l.hash == TAGGED_AS_DELETED) {
-            return Ok(Synced::new("unchanged", Some(link.holded_id.clone()), LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "unchanged",
+                Some(link.holded_id.clone()),
+                LinkUpdate::Keep,
+            ));
         }
         let key = &tenant.holded_key;
         let holded_id = match link {
@@ -116,7 +146,11 @@ impl ContactSync {
             None => self.find_by_custom_id(key, entity).await?,
         };
         let Some(holded_id) = holded_id else {
-            return Ok(Synced::new("deleted in GHL; nothing in Holded", None, LinkUpdate::Remove));
+            return Ok(Synced::new(
+                "deleted in GHL; nothing in Holded",
+                None,
+                LinkUpdate::Remove,
+            ));
         };
         if tenant.delete_policy == DeletePolicy::Delete {
             return match self.holded.delete_contact(key, &holded_id).await {
@@ -131,7 +165,11 @@ impl ContactSync {
                 let mut tags = match self.holded.get_contact(key, &holded_id).await {
                     Ok(contact) => contact.tags,
                     Err(HoldedError::NotFound) => {
-                        return Ok(Synced::new("deleted in GHL; gone from Holded", Some(holded_id), LinkUpdate::Remove));
+                        return Ok(Synced::new(
+                            "deleted in GHL; gone from Holded",
+                            Some(holded_id),
+                            LinkUpdate::Remove,
+                        ));
                     }
                     Err(other) => return Err(other.into()),
                 };

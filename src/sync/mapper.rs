@@ -151,12 +151,26 @@ mod tests {
         c.company_name = Some("Acme SL".into());
         assert_eq!(ContactMapper::map(&c).fields.name, "Acme SL");
         assert!(!ContactMapper::map(&c).fields.isperson);
-        let c = GhlContact { id: "c9".into(), email: Some("a@b.es".into()), ..Default::default() };
+        let c = GhlContact {
+            id: "c9".into(),
+            email: Some("a@b.es".into()),
+            ..Default::default()
+        };
         assert_eq!(ContactMapper::map(&c).fields.name, "a@b.es");
-        let c = GhlContact { id: "c9".into(), ..Default::default() };
+        let c = GhlContact {
+            id: "c9".into(),
+            ..Default::default()
+        };
         assert_eq!(ContactMapper::map(&c).fields.name, "GHL contact c9");
-        let c = GhlContact { id: "c9".into(), contact_type: Some("lead".into()), ..Default::default() };
-        assert_eq!(ContactMapper::map(&c).fields.contact_type.as_deref(), Some("lead"));
+        let c = GhlContact {
+            id: "c9".into(),
+            contact_type: Some("lead".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ContactMapper::map(&c).fields.contact_type.as_deref(),
+            Some("lead")
+        );
     }
 
     #[test]

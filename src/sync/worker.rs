@@ -108,7 +108,9 @@ impl WorkerPool {
         let budget = self.settings.lease * 3 / 4;
         let result = match tokio::time::timeout(budget, self.sync(&item)).await {
             Ok(result) => result,
-            Err(_) => Err(SyncError::transient(format!("sync took longer than {budget:?}"))),
+            Err(_) => Err(SyncError::transient(format!(
+                "sync took longer than {budget:?}"
+            ))),
         };
         let duration_ms = started.elapsed().as_millis() as u64;
         let key = &item.key;
@@ -123,9 +125,10 @@ impl WorkerPool {
                 );
                 completion
             }
-            Err(SyncError::Transient { reason, retry_after })
-                if item.attempts + 1 < self.settings.max_attempts =>
-            {
+            Err(SyncError::Transient {
+                reason,
+                retry_after,
+            }) if item.attempts + 1 < self.settings.max_attempts => {
                 let delay = backoff::delay(item.attempts, retry_after);
                 let due = chrono::Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
@@ -155,7 +158,9 @@ impl WorkerPool {
                 tracing::warn!(key = %item.key, "lease expired before the result was recorded")
             }
             Ok(_) => {}
-            Err(error) => tracing::error!(key = %item.key, %error, "could not record the sync result"),
+            Err(error) => {
+                tracing::error!(key = %item.key, %error, "could not record the sync result")
+            }
         }
     }
 

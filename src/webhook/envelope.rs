@@ -13,7 +13,10 @@ pub enum EnvelopeError {
     #[error("missing or empty field `{0}`")]
     MissingField(&'static str),
     #[error("field `{field}` is invalid: {problem}")]
-    InvalidField { field: &'static str, problem: String },
+    InvalidField {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 /// The raw fields we read; everything else in the payload is ignored.
@@ -70,17 +73,18 @@ impl WebhookEnvelope {
         if !value.is_object() {
             return Err(EnvelopeError::NotJson("expected an object".into()));
         }
-        let raw: RawEnvelope = serde_json::from_value(value).map_err(|e| {
-            EnvelopeError::InvalidField {
+        let raw: RawEnvelope =
+            serde_json::from_value(value).map_err(|e| EnvelopeError::InvalidField {
                 field: "type/locationId/id/webhookId/timestamp",
                 problem: format!("must be strings ({e})"),
-            }
-        })?;
+            })?;
         let event_type = non_empty(raw.event_type, "type")?;
-        let location_id = LocationId::parse(&non_empty(raw.location_id, "locationId")?)
-            .map_err(|e| EnvelopeError::InvalidField {
-                field: "locationId",
-                problem: e.0,
+        let location_id =
+            LocationId::parse(&non_empty(raw.location_id, "locationId")?).map_err(|e| {
+                EnvelopeError::InvalidField {
+                    field: "locationId",
+                    problem: e.0,
+                }
             })?;
         let timestamp = raw
             .timestamp
@@ -145,7 +149,10 @@ mod tests {
         assert_eq!(env.event_type, "ContactCreate");
         assert_eq!(env.location_id.as_str(), "ve9EPM428h8vShlRW1KT");
         assert_eq!(env.dedupe_key, "webhook:abc123xyz");
-        assert_eq!(env.timestamp.unwrap().to_rfc3339(), "2025-01-28T14:35:00+00:00");
+        assert_eq!(
+            env.timestamp.unwrap().to_rfc3339(),
+            "2025-01-28T14:35:00+00:00"
+        );
         assert_eq!(
             env.action,
             WebhookAction::Sync {
@@ -164,13 +171,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let other = br#"{"type":"OpportunityCreate","locationId":"l1","id":"o1"}"#;
-        assert_eq!(WebhookEnvelope::parse(other).unwrap().action, WebhookAction::Ignore);
+        assert_eq!(
+            WebhookEnvelope::parse(other).unwrap().action,
+            WebhookAction::Ignore
+        );
     }
 
     #[test]
     fn dedupe_falls_back_to_the_body_hash() {
-        let a = WebhookEnvelope::parse(br#"{"type":"ContactUpdate","locationId":"l1","id":"c1"}"#).unwrap();
-        let b = WebhookEnvelope::parse(br#"{"type":"ContactUpdate","locationId":"l1","id":"c1" }"#).unwrap();
+        let a = WebhookEnvelope::parse(br#"{"type":"ContactUpdate","locationId":"l1","id":"c1"}"#)
+            .unwrap();
+        let b = WebhookEnvelope::parse(br#"{"type":"ContactUpdate","locationId":"l1","id":"c1" }"#)
+            .unwrap();
         assert!(a.dedupe_key.starts_with("sha256:"));
         assert_ne!(a.dedupe_key, b.dedupe_key, "different bytes, different key");
     }
@@ -180,9 +192,18 @@ mod tests {
         let cases: [(&[u8], EnvelopeError); 5] = [
             (b"not json", EnvelopeError::NotJson(String::new())),
             (b"[1,2]", EnvelopeError::NotJson(String::new())),
-            (br#"{"locationId":"l1"}"#, EnvelopeError::MissingField("type")),
-            (br#"{"type":"ContactCreate"}"#, EnvelopeError::MissingField("locationId")),
-            (br#"{"type":"ContactCreate","locationId":"l1"}"#, EnvelopeError::MissingField("id")),
+            (
+                br#"{"locationId":"l1"}"#,
+                EnvelopeError::MissingField("type"),
+            ),
+            (
+                br#"{"type":"ContactCreate"}"#,
+                EnvelopeError::MissingField("locationId"),
+            ),
+            (
+                br#"{"type":"ContactCreate","locationId":"l1"}"#,
+                EnvelopeError::MissingField("id"),
+            ),
         ];
         for (body, expected) in cases {
             let err = WebhookEnvelope::parse(body).unwrap_err();
@@ -191,9 +212,26 @@ mod tests {
                 _ => assert_eq!(err, expected),
             }
         }
-        let err = WebhookEnvelope::parse(br#"{"type":"ContactCreate","locationId":"../x","id":"c"}"#).unwrap_err();
-        assert!(matches!(err, EnvelopeError::InvalidField { field: "locationId", .. }));
-        let err = WebhookEnvelope::parse(br#"{"type":"ContactCreate","locationId":"l","id":"c","timestamp":"yesterday"}"#).unwrap_err();
-        assert!(matches!(err, EnvelopeError::InvalidField { field: "timestamp", .. }));
+        let err =
+            WebhookEnvelope::parse(br#"{"type":"ContactCreate","locationId":"../x","id":"c"}"#)
+                .unwrap_err();
+        assert!(matches!(
+            err,
+            EnvelopeError::InvalidField {
+                field: "locationId",
+                ..
+            }
+        ));
+        let err = WebhookEnvelope::parse(
+            br#"{"type":"ContactCreate","locationId":"l","id":"c","timestamp":"yesterday"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            EnvelopeError::InvalidField {
+                field: "timestamp",
+                ..
+            }
+        ));
     }
 }

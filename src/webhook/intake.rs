@@ -62,7 +62,11 @@ impl WebhookIntake {
     }
 
     /// Takes one webhook; logs one line with what became of it.
-    pub async fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<IntakeOutcome, IntakeError> {
+    pub async fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<IntakeOutcome, IntakeError> {
         let started = Instant::now();
         let scheme = self.verifier.verify(headers, body);
         let result = match &scheme {
@@ -84,10 +88,16 @@ impl WebhookIntake {
         result.map(|(_, outcome)| outcome)
     }
 
-    async fn store_verified(&self, body: &[u8]) -> Result<(WebhookEnvelope, IntakeOutcome), IntakeError> {
+    async fn store_verified(
+        &self,
+        body: &[u8],
+    ) -> Result<(WebhookEnvelope, IntakeOutcome), IntakeError> {
         let envelope = WebhookEnvelope::parse(body)?;
         if let Some(timestamp) = envelope.timestamp {
-            let skew = (Utc::now() - timestamp).abs().to_std().unwrap_or(Duration::MAX);
+            let skew = (Utc::now() - timestamp)
+                .abs()
+                .to_std()
+                .unwrap_or(Duration::MAX);
             if skew > self.replay_window {
                 return Err(IntakeError::Stale {
                     window: self.replay_window,
@@ -99,7 +109,14 @@ impl WebhookIntake {
             _ => false,
         };
         let work = match (&envelope.action, foreign_app) {
-            (WebhookAction::Sync { kind, ghl_id, deleted }, false) => Some(WorkRequest {
+            (
+                WebhookAction::Sync {
+                    kind,
+                    ghl_id,
+                    deleted,
+                },
+                false,
+            ) => Some(WorkRequest {
                 key: EntityKey {
                     location_id: envelope.location_id.clone(),
                     kind: *kind,

@@ -61,9 +61,9 @@ impl WebhookVerifier {
         })?;
         let rsa = rsa::RsaPublicKey::from_public_key_pem(rsa_pem.unwrap_or(OFFICIAL_RSA_KEY_PEM))
             .map_err(|e| KeyError {
-                variable: "GHL_WEBHOOK_RSA_KEY",
-                problem: format!("not an RSA SPKI public key in PEM: {e}"),
-            })?;
+            variable: "GHL_WEBHOOK_RSA_KEY",
+            problem: format!("not an RSA SPKI public key in PEM: {e}"),
+        })?;
         Ok(WebhookVerifier {
             ed25519,
             rsa: rsa::pkcs1v15::VerifyingKey::new(rsa),
@@ -72,7 +72,11 @@ impl WebhookVerifier {
 
     /// Checks the signature over exactly `body`. A present but failing `x-ghl-signature`
     /// never falls back to the legacy header: that would let a downgrade through.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<SignatureScheme, SignatureError> {
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<SignatureScheme, SignatureError> {
         if let Some(value) = headers.get(ED25519_HEADER) {
             let bytes = decode(value.as_bytes(), ED25519_HEADER)?;
             let signature = ed25519_dalek::Signature::from_slice(&bytes)
@@ -109,7 +113,6 @@ fn decode(value: &[u8], header: &'static str) -> Result<Vec<u8>, SignatureError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::pkcs8::EncodePublicKey;
     use ed25519_dalek::Signer;
     use rsa::pkcs8::DecodePrivateKey;
     use rsa::signature::{SignatureEncoding, Signer as _};
@@ -122,7 +125,12 @@ mod tests {
 
     fn pem_to_der(pem: &str) -> (String, Vec<u8>) {
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        (body.clone(), base64::engine::general_purpose::STANDARD.decode(body).unwrap())
+        (
+            body.clone(),
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+        )
     }
 
     /// The fingerprints recorded in shared/reference/ghl-api.md §4.6.
@@ -220,7 +228,10 @@ mod tests {
     fn missing_and_malformed_signatures_fail_closed() {
         let k = keys();
         let body = b"{}";
-        assert_eq!(k.verifier.verify(&HeaderMap::new(), body), Err(SignatureError::Missing));
+        assert_eq!(
+            k.verifier.verify(&HeaderMap::new(), body),
+            Err(SignatureError::Missing)
+        );
         for bad in ["not base64!", "", &b64(&[1u8; 10])] {
             let h = headers(&[(ED25519_HEADER, bad.to_string())]);
             assert_eq!(
@@ -235,9 +246,13 @@ mod tests {
 
     #[test]
     fn configured_keys_must_parse() {
-        let err = WebhookVerifier::from_pem(Some("not a key"), None).err().unwrap();
+        let err = WebhookVerifier::from_pem(Some("not a key"), None)
+            .err()
+            .unwrap();
         assert_eq!(err.variable, "GHL_WEBHOOK_ED25519_KEY");
-        let err = WebhookVerifier::from_pem(None, Some(OFFICIAL_ED25519_KEY_PEM)).err().unwrap();
+        let err = WebhookVerifier::from_pem(None, Some(OFFICIAL_ED25519_KEY_PEM))
+            .err()
+            .unwrap();
         assert_eq!(err.variable, "GHL_WEBHOOK_RSA_KEY");
     }
 }

@@ -132,7 +132,12 @@ impl World {
     }
 
     /// The Holded contacts carrying `ghl_id` as customId, waiting until `ready` holds.
-    pub async fn holded_contact_where(&self, ghl_id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    pub async fn holded_contact_where(
+        &self,
+        ghl_id: &str,
+        what: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
         eventually(what, SYNC, || async {
             let found = self.holded.contacts_with_custom_id(HOLDED_KEY, ghl_id);
             match found.as_slice() {
@@ -209,7 +214,11 @@ impl Service {
             if let Ok(Some(status)) = service.child.try_wait() {
                 panic!("service exited with {status}: {:#?}", service.lines());
             }
-            assert!(std::time::Instant::now() < until, "service did not start: {:#?}", service.lines());
+            assert!(
+                std::time::Instant::now() < until,
+                "service did not start: {:#?}",
+                service.lines()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         service

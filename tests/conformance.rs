@@ -1,0 +1,386 @@
+//! Our GHL and Holded HTTP clients against Prism serving the official OpenAPI specs
+//! (`prism mock --errors`): every request the clients make must pass Prism's request
+//! validation (path, method, parameters, headers, security, body schema).
+//!
+//! Prism is installed on first use into `<target>/tools/prism` (see `support/prism.rs`);
+//! that needs node and npm. Each test starts its own Prism (a few seconds of Node start-up)
+//! behind a recording proxy, so a violation is reported with Prism's own message even when
+//! the client turns Prism's answer into an opaque error.
+//!
+//! Each test also runs negative controls: hand-made requests that break the spec and must be
+//! refused, proving that Prism validates and that the checks here would notice.
+
+mod support {
+    #[path = "prism.rs"]
+    pub mod prism;
+}
+
+use std::time::Duration;
+
+use ghl_holded_sync::domain::GhlId;
+use ghl_holded_sync::ghl::GhlClient;
+use ghl_holded_sync::holded::{
+    BillAddress, HoldedClient, HoldedContactFields, HoldedEndpoints, HoldedError, SocialNetworks,
+};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use support::prism::{self, check_conformance, Exchange, MockApi};
+
+const GHL_CONTACTS_SPEC: &str = "ghl/apps/contacts.json";
+const HOLDED_INVOICE_SPEC: &str = "holded/invoice-api.json";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn ghl_client_requests_conform_to_the_contacts_spec() {
+    let spec = prism::spec(GHL_CONTACTS_SPEC);
+    let mock = MockApi::start(&spec).await;
+    let client = GhlClient::new(mock.url(), TIMEOUT);
+    let token = SecretString::from("any-token");
+    let id = GhlId::parse("nmFmQEsNgz6AVpgLVUJ0").expect("valid id");
+
+    // --- GET /contacts/{contactId}
+    let result = client.get_contact(&token, &id).await;
+    let sent = mock.assert_conformant("GhlClient::get_contact", 1);
+    assert_eq!(sent[0].method, "GET");
+    assert_eq!(sent[0].target, "/contacts/nmFmQEsNgz6AVpgLVUJ0");
+    assert_eq!(sent[0].request_header("version"), Some("2021-07-28"));
+    let contact = result
+        .expect("GhlClient::get_contact failed against the spec's example")
+        .expect("Prism serves the example contact, so the client must not report it gone");
+    // Prism answers with the spec's example whatever id we ask for.
+    assert_eq!(contact.id, "seD4PfOuKoVMLkEZqohJ");
+    assert_eq!(contact.email.as_deref(), Some("rubika@deos.com"));
+
+    // --- Negative controls: requests that break the spec must be refused and detected.
+    let raw = raw_client();
+    let url = mock
+        .url()
+        .join("/contacts/nmFmQEsNgz6AVpgLVUJ0")
+        .expect("URL");
+
+    // No `Version` header. The spec documents a 422, so Prism answers with its example and
+    // only the `sl-violations` header says why.
+    let response = raw
+        .get(url.clone())
+        .bearer_auth("any-token")
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(response.status().as_u16(), 422);
+    expect_refused(&mock.take(), "required property 'version'");
+
+    // A `Version` the Contacts API does not accept.
+    let response = raw
+        .get(url.clone())
+        .bearer_auth("any-token")
+        .header("Version", "2021-04-15")
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(response.status().as_u16(), 422);
+    expect_refused(
+        &mock.take(),
+        "must be equal to one of the allowed values: 2021-07-28",
+    );
+
+    // No bearer token: the spec's 401 example, with the violation in the header.
+    let response = raw
+        .get(url.clone())
+        .header("Version", "2021-07-28")
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(response.status().as_u16(), 401);
+    expect_refused(&mock.take(), "Invalid security scheme used");
+
+    // A wrong base path: Prism's "no such route" 404 reads as "contact deleted" to the
+    // client (`Ok(None)`), so only the recorded exchange shows the request was wrong.
+    let misrouted = GhlClient::new(mock.url().join("/v1/").expect("URL"), TIMEOUT);
+    let result = misrouted.get_contact(&token, &id).await;
+    assert!(
+        matches!(result, Ok(None)),
+        "expected Ok(None), got {result:?}"
+    );
+    expect_refused(&mock.take(), "NO_PATH_MATCHED_ERROR");
+}
+
+#[tokio::test]
+async fn holded_client_requests_conform_to_the_invoice_spec() {
+    let spec = prism::spec(HOLDED_INVOICE_SPEC);
+    let spec_json = read_json(&spec);
+    let mock = MockApi::start(&spec).await;
+    // Both modules at Prism's root: only the invoicing one is served by this spec, and
+    // every contact call goes to it.
+    let client = HoldedClient::new(
+        HoldedEndpoints {
+            invoicing: mock.url(),
+            crm: mock.url(),
+        },
+        TIMEOUT,
+    );
+    let key = SecretString::from("any-api-key");
+    let id = "5ab390311d6d820051631f1a";
+    let fields = HoldedContactFields {
+        name: "Ada Lovelace".into(),
+        email: "ada@example.com".into(),
+        phone: "+34600000000".into(),
+        contact_type: Some("client".into()),
+        isperson: true,
+        bill_address: BillAddress {
+            address: "Carrer del Mar 1".into(),
+            city: "Barcelona".into(),
+            postal_code: "08001".into(),
+            province: "Barcelona".into(),
+            country: "Spain".into(),
+        },
+        tags: vec!["ghl".into(), "vip".into()],
+        social_networks: SocialNetworks {
+            website: "https://example.com".into(),
+        },
+    };
+
+    // --- GET /contacts?customId=
+    let result = client.find_contacts_by_custom_id(&key, "ghl-123").await;
+    let sent = mock.assert_conformant("HoldedClient::find_contacts_by_custom_id", 1);
+    assert_eq!(sent[0].method, "GET");
+    assert_eq!(sent[0].target, "/contacts?customId=ghl-123");
+    assert!(
+        sent[0].request_header("key").is_some(),
+        "no `key` header sent"
+    );
+    let found = result.expect("find_contacts_by_custom_id failed against the spec's example");
+    // Prism does not filter: it serves the spec's one-item example list.
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "5aaa43d35b7064002613c048");
+    assert_eq!(found[0].custom_id.as_deref(), Some("myReferenceId"));
+
+    // --- GET /contacts/{contactId}
+    let result = client.get_contact(&key, id).await;
+    let sent = mock.assert_conformant("HoldedClient::get_contact", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("GET", "/contacts/5ab390311d6d820051631f1a")
+    );
+    let contact = result.expect("get_contact failed against the spec's example");
+    assert_eq!(contact.id, "5aaa43d35b7064002613c048");
+
+    // --- POST /contacts
+    let result = client.create_contact(&key, "ghl-123", &fields).await;
+    let sent = mock.assert_conformant("HoldedClient::create_contact", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("POST", "/contacts")
+    );
+    let body = sent[0].request_json().expect("a JSON body");
+    assert_eq!(
+        body["CustomId"], "ghl-123",
+        "create must write `CustomId` (capital C)"
+    );
+    assert_eq!(
+        undeclared_fields(&spec_json, "/contacts", "post", &body),
+        Vec::<String>::new(),
+        "create sends fields the spec does not declare: {body}"
+    );
+    assert_eq!(
+        result.expect("create_contact failed against the spec's example"),
+        "5ac4f2cec839ea004e18a463"
+    );
+
+    // --- PUT /contacts/{contactId} (all the fields we own)
+    let result = client.update_contact(&key, id, &fields).await;
+    let sent = mock.assert_conformant("HoldedClient::update_contact", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("PUT", "/contacts/5ab390311d6d820051631f1a")
+    );
+    let body = sent[0].request_json().expect("a JSON body");
+    // The PUT schema does not list `tags` (only POST does). Prism accepts it, because the
+    // schema allows additional properties; whether live Holded honours `tags` on PUT is
+    // undocumented (shared/reference/holded-api.md, "PUT /contacts/{id}"). Pinned here so
+    // that any *other* undeclared (e.g. misspelt) field fails this test.
+    assert_eq!(
+        undeclared_fields(&spec_json, "/contacts/{contactId}", "put", &body),
+        vec!["tags".to_owned()],
+        "update sends fields the spec does not declare: {body}"
+    );
+    result.expect("update_contact failed against the spec's example");
+
+    // --- PUT /contacts/{contactId} with only the tags (delete policy `tag`)
+    let result = client
+        .set_contact_tags(&key, id, &["ghl-deleted".to_string()])
+        .await;
+    let sent = mock.assert_conformant("HoldedClient::set_contact_tags", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("PUT", "/contacts/5ab390311d6d820051631f1a")
+    );
+    let body = sent[0].request_json().expect("a JSON body");
+    assert_eq!(body, json!({ "tags": ["ghl-deleted"] }));
+    // Same caveat as above: `tags` is not in the PUT schema.
+    assert_eq!(
+        undeclared_fields(&spec_json, "/contacts/{contactId}", "put", &body),
+        vec!["tags".to_owned()]
+    );
+    result.expect("set_contact_tags failed against the spec's example");
+
+    // --- DELETE /contacts/{contactId}
+    let result = client.delete_contact(&key, id).await;
+    let sent = mock.assert_conformant("HoldedClient::delete_contact", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("DELETE", "/contacts/5ab390311d6d820051631f1a")
+    );
+    assert_eq!(sent[0].request_body, "", "DELETE must not carry a body");
+    result.expect("delete_contact failed against the spec's example");
+
+    // --- Negative controls
+    let raw = raw_client();
+
+    // No `key` header. The spec documents no 401, so Prism makes one up (problem+json).
+    let response = raw
+        .get(mock.url().join("/contacts?customId=ghl-123").expect("URL"))
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(response.status().as_u16(), 401);
+    expect_refused(&mock.take(), "does not fullfil the security requirements");
+    // The same for a write.
+    let response = raw
+        .delete(
+            mock.url()
+                .join("/contacts/5ab390311d6d820051631f1a")
+                .expect("URL"),
+        )
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(response.status().as_u16(), 401);
+    expect_refused(&mock.take(), "prism/errors#UNAUTHORIZED");
+
+    // A body of the wrong types.
+    let response = raw
+        .post(mock.url().join("/contacts").expect("URL"))
+        .header("key", "any-api-key")
+        .json(&json!({ "CustomId": 123, "isperson": "yes" }))
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(response.status().as_u16(), 422);
+    expect_refused(
+        &mock.take(),
+        "Request body property isperson must be boolean",
+    );
+
+    // The production base path (`…/api/invoicing/v1`) is not where Prism serves the spec:
+    // its "no such route" 404 reads as "no such contact" to the client.
+    let misrouted = HoldedClient::new(HoldedEndpoints::from_base(&mock.url()), TIMEOUT);
+    let result = misrouted.get_contact(&key, id).await;
+    assert!(
+        matches!(result, Err(HoldedError::NotFound)),
+        "expected NotFound, got {result:?}"
+    );
+    expect_refused(&mock.take(), "NO_PATH_MATCHED_ERROR");
+}
+
+/// A plain client for the hand-made negative controls (no default headers of ours).
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .expect("HTTP client")
+}
+
+/// The exchanges hold exactly one request, which the conformance check flags, quoting
+/// Prism's `needle`.
+fn expect_refused(exchanges: &[Exchange], needle: &str) {
+    assert_eq!(
+        exchanges.len(),
+        1,
+        "expected one request, saw {exchanges:#?}"
+    );
+    match check_conformance(exchanges) {
+        Ok(()) => panic!(
+            "negative control passed the conformance check, so the check cannot fail:\n{}",
+            exchanges[0].describe()
+        ),
+        Err(report) => assert!(
+            report.contains(needle),
+            "negative control was refused, but not with {needle:?}:\n{report}"
+        ),
+    }
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Body properties (dotted paths) that the operation's JSON request schema does not declare.
+/// Prism cannot flag these: the Holded schemas do not say `additionalProperties: false`, so a
+/// misspelt field passes validation (and the live API would silently ignore it).
+fn undeclared_fields(spec: &Value, path: &str, method: &str, body: &Value) -> Vec<String> {
+    let pointer = format!(
+        "/paths/{}/{method}/requestBody/content/application~1json/schema",
+        path.replace('~', "~0").replace('/', "~1")
+    );
+    let schema = spec
+        .pointer(&pointer)
+        .unwrap_or_else(|| panic!("the spec has no JSON request body for {method} {path}"));
+    let mut undeclared = Vec::new();
+    walk_schema(spec, schema, body, "", &mut undeclared);
+    undeclared
+}
+
+fn walk_schema(
+    spec: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    undeclared: &mut Vec<String>,
+) {
+    let schema = resolve_ref(spec, schema);
+    match value {
+        Value::Object(members) => {
+            let declared = schema.get("properties");
+            for (name, member) in members {
+                let here = if at.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{at}.{name}")
+                };
+                match declared.and_then(|d| d.get(name)) {
+                    Some(member_schema) => {
+                        walk_schema(spec, member_schema, member, &here, undeclared)
+                    }
+                    None => undeclared.push(here),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    walk_schema(spec, item_schema, item, &format!("{at}[{i}]"), undeclared);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Follows local `$ref`s (`#/components/...`).
+fn resolve_ref<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+    {
+        Some(pointer) => resolve_ref(
+            spec,
+            spec.pointer(pointer)
+                .unwrap_or_else(|| panic!("unresolvable $ref #{pointer}")),
+        ),
+        None => schema,
+    }
+}
