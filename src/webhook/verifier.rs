@@ -115,7 +115,7 @@ mod tests {
     use super::*;
     use ed25519_dalek::Signer;
     use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer as _};
+    use rsa::signature::SignatureEncoding;
     use sha2::Digest;
 
     fn der_fingerprint(pem: &str) -> String {

@@ -405,6 +405,22 @@ impl Prism {
     pub fn log(&self) -> String {
         fs::read_to_string(self.log.path()).unwrap_or_default()
     }
+
+    /// The log once Prism has stopped writing to it (it logs a request after answering):
+    /// only for failure reports, where the last request's lines are the interesting ones.
+    pub fn settled_log(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut log = self.log();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.log();
+            if now == log {
+                break;
+            }
+            log = now;
+        }
+        log
+    }
 }
 
 impl Drop for Prism {
@@ -783,7 +799,7 @@ impl MockApi {
             panic!(
                 "{call}: the request does not conform to {}.\n\n{failures}\n\nPrism's log (tail):\n{}",
                 self.spec.display(),
-                tail(&self.prism_log(), 40)
+                tail(&self.prism.settled_log(), 40)
             );
         }
         exchanges
