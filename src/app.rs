@@ -12,7 +12,7 @@ use crate::ghl::GhlClient;
 use crate::holded::{HoldedClient, HoldedEndpoints};
 use crate::http::{self, AppState};
 use crate::store::{self, SharedStore};
-use crate::sync::{ContactSync, WorkSignal, WorkerPool, WorkerSettings};
+use crate::sync::{ActivitySync, ContactSync, WorkSignal, WorkerPool, WorkerSettings};
 use crate::tenants::{StaticTenants, Tenant};
 use crate::webhook::{WebhookIntake, WebhookVerifier};
 
@@ -67,18 +67,16 @@ impl App {
                 })
                 .collect(),
         );
-        let contacts = ContactSync::new(
-            store.clone(),
-            GhlClient::new(config.ghl_api_base.clone(), config.upstream_timeout),
-            HoldedClient::new(
-                HoldedEndpoints::from_base(&config.holded_api_base),
-                config.upstream_timeout,
-            ),
+        let ghl = GhlClient::new(config.ghl_api_base.clone(), config.upstream_timeout);
+        let holded = HoldedClient::new(
+            HoldedEndpoints::from_base(&config.holded_api_base),
+            config.upstream_timeout,
         );
         let workers = WorkerPool::new(
             store.clone(),
             Arc::new(tenants),
-            contacts,
+            ContactSync::new(store.clone(), ghl.clone(), holded.clone()),
+            ActivitySync::new(store.clone(), ghl, holded),
             signal,
             WorkerSettings {
                 workers: config.workers,

@@ -50,24 +50,38 @@ macro_rules! ghl_id_type {
 ghl_id_type!(LocationId, "locationId");
 ghl_id_type!(GhlId, "GHL record id");
 
-/// The kinds of GHL record the service mirrors into Holded.
+/// The kinds of GHL record the service mirrors into Holded. Tasks, notes and
+/// appointments hang off a contact (their parent) and become Holded CRM events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntityKind {
     Contact,
+    Task,
+    Note,
+    Appointment,
 }
 
 impl EntityKind {
+    pub const ALL: [EntityKind; 4] = [
+        EntityKind::Contact,
+        EntityKind::Task,
+        EntityKind::Note,
+        EntityKind::Appointment,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntityKind::Contact => "contact",
+            EntityKind::Task => "task",
+            EntityKind::Note => "note",
+            EntityKind::Appointment => "appointment",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        match raw {
-            "contact" => Ok(EntityKind::Contact),
-            other => Err(InvalidValue(format!("unknown entity kind {other:?}"))),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == raw)
+            .ok_or_else(|| InvalidValue(format!("unknown entity kind {raw:?}")))
     }
 }
 

@@ -4,12 +4,17 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::models::{ContactEnvelope, GhlContact};
-use crate::domain::GhlId;
+use super::models::{
+    AppointmentEnvelope, AppointmentList, ContactEnvelope, GhlAppointment, GhlContact, GhlNote,
+    GhlTask, NoteEnvelope, NoteList, TaskEnvelope, TaskList,
+};
+use crate::domain::{GhlId, LocationId};
 use crate::upstream;
 
 /// `Version` for every Contacts operation (specs/ghl/apps/contacts.json).
 const CONTACTS_VERSION: &str = "2021-07-28";
+/// `Version` for the Calendars family (specs/ghl/apps/calendars.json).
+const CALENDARS_VERSION: &str = "2021-04-15";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GhlError {
@@ -47,14 +52,120 @@ impl GhlClient {
         token: &SecretString,
         contact_id: &GhlId,
     ) -> Result<Option<GhlContact>, GhlError> {
+        let found: Option<ContactEnvelope> = self
+            .get(token, CONTACTS_VERSION, &["contacts", contact_id.as_str()])
+            .await?;
+        Ok(found.map(|e| e.contact))
+    }
+
+    pub async fn get_task(
+        &self,
+        token: &SecretString,
+        contact_id: &GhlId,
+        task_id: &GhlId,
+    ) -> Result<Option<GhlTask>, GhlError> {
+        let path = ["contacts", contact_id.as_str(), "tasks", task_id.as_str()];
+        let found: Option<TaskEnvelope> = self.get(token, CONTACTS_VERSION, &path).await?;
+        Ok(found.map(|e| e.task))
+    }
+
+    /// A contact's tasks (no pagination in the spec); empty when the contact is gone.
+    pub async fn list_tasks(
+        &self,
+        token: &SecretString,
+        contact_id: &GhlId,
+    ) -> Result<Vec<GhlTask>, GhlError> {
+        let path = ["contacts", contact_id.as_str(), "tasks"];
+        let found: Option<TaskList> = self.get(token, CONTACTS_VERSION, &path).await?;
+        Ok(found.map(|l| l.tasks).unwrap_or_default())
+    }
+
+    pub async fn get_note(
+        &self,
+        token: &SecretString,
+        contact_id: &GhlId,
+        note_id: &GhlId,
+    ) -> Result<Option<GhlNote>, GhlError> {
+        let path = ["contacts", contact_id.as_str(), "notes", note_id.as_str()];
+        let found: Option<NoteEnvelope> = self.get(token, CONTACTS_VERSION, &path).await?;
+        Ok(found.map(|e| e.note))
+    }
+
+    pub async fn list_notes(
+        &self,
+        token: &SecretString,
+        contact_id: &GhlId,
+    ) -> Result<Vec<GhlNote>, GhlError> {
+        let path = ["contacts", contact_id.as_str(), "notes"];
+        let found: Option<NoteList> = self.get(token, CONTACTS_VERSION, &path).await?;
+        Ok(found.map(|l| l.notes).unwrap_or_default())
+    }
+
+    /// `GET /calendars/events/appointments/{eventId}` (Calendars family: `Version: 2021-04-15`).
+    pub async fn get_appointment(
+        &self,
+        token: &SecretString,
+        event_id: &GhlId,
+    ) -> Result<Option<GhlAppointment>, GhlError> {
+        let path = ["calendars", "events", "appointments", event_id.as_str()];
+        let found: Option<AppointmentEnvelope> = self.get(token, CALENDARS_VERSION, &path).await?;
+        Ok(found.map(|e| e.event))
+    }
+
+    pub async fn list_appointments(
+        &self,
+        token: &SecretString,
+        contact_id: &GhlId,
+    ) -> Result<Vec<GhlAppointment>, GhlError> {
+        let path = ["contacts", contact_id.as_str(), "appointments"];
+        let found: Option<AppointmentList> = self.get(token, CONTACTS_VERSION, &path).await?;
+        Ok(found.map(|l| l.events).unwrap_or_default())
+    }
+
+    /// The contact of a task, through `POST /locations/{locationId}/tasks/search`: real
+    /// `TaskCreate` payloads omit `contactId` (highlevel-api-docs issue 332). The request
+    /// body is undocumented (UNVERIFIED): we ask for the one task id and still match the
+    /// answer by id, so a server that ignores the filter cannot mislead us.
+    pub async fn find_task_contact(
+        &self,
+        token: &SecretString,
+        location_id: &LocationId,
+        task_id: &GhlId,
+    ) -> Result<Option<GhlId>, GhlError> {
+        let url = upstream::join(&self.base, &["locations", location_id.as_str(), "tasks", "search"]);
         let response = self
             .http
-            .get(upstream::join(
-                &self.base,
-                &["contacts", contact_id.as_str()],
-            ))
+            .post(url)
             .bearer_auth(token.expose_secret())
             .header("Version", CONTACTS_VERSION)
+            .header("Accept", "application/json")
+            .json(&serde_json::json!({ "taskIds": [task_id.as_str()] }))
+            .send()
+            .await
+            .map_err(|e| GhlError::Transport(upstream::describe(&e)))?;
+        let body = checked(response).await?;
+        let found: TaskList =
+            serde_json::from_slice(&body).map_err(|e| GhlError::BadBody(e.to_string()))?;
+        Ok(found
+            .tasks
+            .into_iter()
+            .find(|t| t.id == task_id.as_str())
+            .and_then(|t| t.contact_id)
+            .and_then(|c| GhlId::parse(&c).ok()))
+    }
+
+    /// A GET whose 404 means "no longer exists".
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        version: &str,
+        path: &[&str],
+    ) -> Result<Option<T>, GhlError> {
+        let response = self
+            .http
+            .get(upstream::join(&self.base, path))
+            .bearer_auth(token.expose_secret())
+            .header("Version", version)
             .header("Accept", "application/json")
             .send()
             .await
@@ -63,9 +174,9 @@ impl GhlClient {
             return Ok(None);
         }
         let body = checked(response).await?;
-        let envelope: ContactEnvelope =
-            serde_json::from_slice(&body).map_err(|e| GhlError::BadBody(e.to_string()))?;
-        Ok(Some(envelope.contact))
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| GhlError::BadBody(e.to_string()))
     }
 }
 

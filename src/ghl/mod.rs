@@ -3,4 +3,4 @@ mod client;
 mod models;
 
 pub use client::{GhlClient, GhlError};
-pub use models::GhlContact;
+pub use models::{GhlAppointment, GhlContact, GhlNote, GhlTask};

@@ -32,3 +32,73 @@ pub struct GhlContact {
 pub(super) struct ContactEnvelope {
     pub contact: GhlContact,
 }
+
+/// `TaskSchema`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GhlTask {
+    pub id: String,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub due_date: Option<String>,
+    #[serde(default)]
+    pub completed: bool,
+    pub contact_id: Option<String>,
+}
+
+/// `GetNoteSchema`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GhlNote {
+    pub id: String,
+    pub body: Option<String>,
+    pub date_added: Option<String>,
+    pub contact_id: Option<String>,
+}
+
+/// `CalendarEventDTO` (by id) and `GetEventSchema` (a contact's list) share these fields.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GhlAppointment {
+    pub id: String,
+    pub title: Option<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub appointment_status: Option<String>,
+    pub address: Option<String>,
+    pub notes: Option<String>,
+    pub contact_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TaskEnvelope {
+    pub task: GhlTask,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TaskList {
+    #[serde(default)]
+    pub tasks: Vec<GhlTask>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct NoteEnvelope {
+    pub note: GhlNote,
+}
+
+#[derive(Deserialize)]
+pub(super) struct NoteList {
+    #[serde(default)]
+    pub notes: Vec<GhlNote>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct AppointmentEnvelope {
+    pub event: GhlAppointment,
+}
+
+#[derive(Deserialize)]
+pub(super) struct AppointmentList {
+    #[serde(default)]
+    pub events: Vec<GhlAppointment>,
+}

@@ -7,7 +7,9 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::models::{CreateContactBody, HoldedContact, HoldedContactFields, TagsBody};
+use super::models::{
+    CreateContactBody, HoldedContact, HoldedContactFields, HoldedEventFields, TagsBody,
+};
 use crate::upstream;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +134,34 @@ impl HoldedClient {
         self.send(key, Method::DELETE, url, None::<&()>)
             .await
             .map(drop)
+    }
+
+    /// Creates a CRM event and returns its Holded id.
+    pub async fn create_event(
+        &self,
+        key: &SecretString,
+        fields: &HoldedEventFields,
+    ) -> Result<String, HoldedError> {
+        let url = upstream::join(&self.endpoints.crm, &["events"]);
+        let created = self.send(key, Method::POST, url, Some(fields)).await?;
+        let created: Created =
+            serde_json::from_value(created).map_err(|e| HoldedError::BadBody(e.to_string()))?;
+        Ok(created.id)
+    }
+
+    pub async fn update_event(
+        &self,
+        key: &SecretString,
+        id: &str,
+        fields: &HoldedEventFields,
+    ) -> Result<(), HoldedError> {
+        let url = upstream::join(&self.endpoints.crm, &["events", id]);
+        self.send(key, Method::PUT, url, Some(fields)).await.map(drop)
+    }
+
+    pub async fn delete_event(&self, key: &SecretString, id: &str) -> Result<(), HoldedError> {
+        let url = upstream::join(&self.endpoints.crm, &["events", id]);
+        self.send(key, Method::DELETE, url, None::<&()>).await.map(drop)
     }
 
     async fn send<B: Serialize>(

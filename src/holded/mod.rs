@@ -3,4 +3,4 @@ mod client;
 mod models;
 
 pub use client::{HoldedClient, HoldedEndpoints, HoldedError};
-pub use models::{BillAddress, HoldedContact, HoldedContactFields, SocialNetworks};
+pub use models::{BillAddress, HoldedContact, HoldedContactFields, HoldedEventFields, SocialNetworks};

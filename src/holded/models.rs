@@ -60,3 +60,23 @@ pub struct HoldedContact {
     #[serde(default)]
     pub tags: Vec<String>,
 }
+
+/// A CRM event (specs/holded/crm-api.json `/events`), the Holded home of GHL tasks, notes
+/// and appointments. Always sent whole, so an update never keeps a stale field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldedEventFields {
+    pub name: String,
+    pub contact_id: String,
+    /// `task`, `note` or `meeting`.
+    pub kind: String,
+    pub desc: String,
+    /// Unix seconds.
+    pub start_date: i64,
+    /// Seconds.
+    pub duration: i64,
+    /// 1 done, 0 open.
+    pub status: i64,
+    pub tags: Vec<String>,
+    pub location_desc: String,
+}

@@ -23,6 +23,7 @@ fn event(dedupe: &str, id: &str, deleted: bool) -> NewEvent {
         received_at: Utc::now(),
         work: Some(WorkRequest {
             key: key(id),
+            parent: None,
             deleted,
         }),
     }
@@ -92,6 +93,7 @@ pub async fn update_mid_sync_requeues(store: SharedStore) {
     let link = LinkUpdate::Save {
         holded_id: "h1".into(),
         hash: "x".into(),
+        parent: None,
     };
     assert_eq!(
         store.finish(&item, link).await.unwrap(),
@@ -191,6 +193,45 @@ pub async fn purge_keeps_recent_events(store: SharedStore) {
     );
 }
 
+pub async fn children_are_linked_to_their_contact(store: SharedStore) {
+    let task = EntityKey {
+        kind: EntityKind::Task,
+        ..key("t1")
+    };
+    let contact = GhlId::parse("c1").unwrap();
+    store
+        .enqueue(&[WorkRequest {
+            key: task.clone(),
+            parent: Some(contact.clone()),
+            deleted: false,
+        }])
+        .await
+        .unwrap();
+    // A later hint without the parent (TaskCreate without contactId) keeps the known one.
+    store
+        .enqueue(&[WorkRequest {
+            key: task.clone(),
+            parent: None,
+            deleted: false,
+        }])
+        .await
+        .unwrap();
+    let item = store.claim(1, LEASE).await.unwrap().remove(0);
+    assert_eq!(item.parent.as_ref(), Some(&contact));
+    assert_eq!(item.generation, 2);
+    let saved = LinkUpdate::Save {
+        holded_id: "ev1".into(),
+        hash: "h".into(),
+        parent: Some(contact.clone()),
+    };
+    store.finish(&item, saved).await.unwrap();
+    let children = store.child_links(&task.location_id, &contact).await.unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!((children[0].key.clone(), children[0].holded_id.as_str()), (task.clone(), "ev1"));
+    store.remove_link(&task).await.unwrap();
+    assert!(store.child_links(&task.location_id, &contact).await.unwrap().is_empty());
+}
+
 macro_rules! contract_suite {
     ($open:expr) => {
         #[tokio::test]
@@ -222,6 +263,11 @@ macro_rules! contract_suite {
         async fn deleted_is_sticky() {
             let (store, _guard) = $open;
             super::contract_tests::deleted_is_sticky(store).await;
+        }
+        #[tokio::test]
+        async fn children_are_linked_to_their_contact() {
+            let (store, _guard) = $open;
+            super::contract_tests::children_are_linked_to_their_contact(store).await;
         }
         #[tokio::test]
         async fn purge_keeps_recent_events() {

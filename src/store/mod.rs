@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::EntityKey;
+use crate::domain::{EntityKey, GhlId, LocationId};
 
 pub use sqlite::SqliteStore;
 
@@ -45,6 +45,8 @@ pub struct NewEvent {
 #[derive(Clone, Debug)]
 pub struct WorkRequest {
     pub key: EntityKey,
+    /// The GHL contact a task, note or appointment belongs to, when known.
+    pub parent: Option<GhlId>,
     /// Sticky: once a delete is known, later hints for the same record don't undo it.
     pub deleted: bool,
 }
@@ -63,6 +65,7 @@ pub struct WorkItem {
     pub generation: i64,
     pub attempts: i64,
     pub deleted: bool,
+    pub parent: Option<GhlId>,
     pub lease_token: String,
 }
 
@@ -70,6 +73,7 @@ pub struct WorkItem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
     pub key: EntityKey,
+    pub parent: Option<GhlId>,
     pub holded_id: String,
     pub hash: String,
 }
@@ -78,7 +82,11 @@ pub struct Link {
 #[derive(Clone, Debug)]
 pub enum LinkUpdate {
     Keep,
-    Save { holded_id: String, hash: String },
+    Save {
+        holded_id: String,
+        hash: String,
+        parent: Option<GhlId>,
+    },
     Remove,
 }
 
@@ -144,7 +152,20 @@ pub trait Store: Send + Sync {
     /// Moves the item to the dead state with its reason (unless newer work arrived meanwhile).
     async fn bury(&self, item: &WorkItem, reason: &str) -> Result<Completion, StoreError>;
 
+    /// Work not tied to a webhook (a contact's history, its parent, a reconcile); coalesces
+    /// like `ingest`.
+    async fn enqueue(&self, requests: &[WorkRequest]) -> Result<(), StoreError>;
+
     async fn link(&self, key: &EntityKey) -> Result<Option<Link>, StoreError>;
+
+    /// Links of the tasks, notes and appointments of one contact.
+    async fn child_links(
+        &self,
+        location_id: &LocationId,
+        parent: &GhlId,
+    ) -> Result<Vec<Link>, StoreError>;
+
+    async fn remove_link(&self, key: &EntityKey) -> Result<(), StoreError>;
 
     async fn work_status(&self, key: &EntityKey) -> Result<Option<WorkStatus>, StoreError>;
 

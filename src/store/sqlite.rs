@@ -126,19 +126,21 @@ async fn upsert_work(
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO work (location_id, kind, ghl_id, generation, due_at, attempts, state, deleted, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 1, ?4, 0, 'pending', ?5, ?4, ?4)
+        "INSERT INTO work (location_id, kind, ghl_id, parent_id, generation, due_at, attempts, state, deleted, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, 'pending', ?6, ?5, ?5)
          ON CONFLICT (location_id, kind, ghl_id) DO UPDATE SET
             generation = work.generation + 1,
             due_at = MIN(work.due_at, excluded.due_at),
             attempts = CASE WHEN work.state = 'pending' THEN work.attempts ELSE 0 END,
             state = 'pending',
             deleted = MAX(work.deleted, excluded.deleted),
+            parent_id = COALESCE(excluded.parent_id, work.parent_id),
             updated_at = excluded.updated_at",
     )
     .bind(work.key.location_id.as_str())
     .bind(work.key.kind.as_str())
     .bind(work.key.ghl_id.as_str())
+    .bind(work.parent.as_ref().map(GhlId::as_str))
     .bind(now)
     .bind(work.deleted)
     .execute(&mut **tx)
@@ -152,6 +154,34 @@ fn entity_key(row: &sqlx::sqlite::SqliteRow) -> Result<EntityKey, StoreError> {
         location_id: LocationId::parse(row.try_get("location_id")?).map_err(corrupt)?,
         kind: EntityKind::parse(row.try_get("kind")?).map_err(corrupt)?,
         ghl_id: GhlId::parse(row.try_get("ghl_id")?).map_err(corrupt)?,
+    })
+}
+
+async fn delete_link<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    key: &EntityKey,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM links WHERE location_id = ?1 AND kind = ?2 AND ghl_id = ?3")
+        .bind(key.location_id.as_str())
+        .bind(key.kind.as_str())
+        .bind(key.ghl_id.as_str())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+fn parent(row: &sqlx::sqlite::SqliteRow) -> Result<Option<GhlId>, StoreError> {
+    row.try_get::<Option<String>, _>("parent_id")?
+        .map(|p| GhlId::parse(&p).map_err(|e| StoreError::Corrupt(e.0)))
+        .transpose()
+}
+
+fn link_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Link, StoreError> {
+    Ok(Link {
+        key: entity_key(row)?,
+        parent: parent(row)?,
+        holded_id: row.try_get("holded_id")?,
+        hash: row.try_get("hash")?,
     })
 }
 
@@ -197,7 +227,7 @@ impl Store for SqliteStore {
                 SELECT id FROM work
                 WHERE state = 'pending' AND due_at <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
                 ORDER BY due_at LIMIT ?4)
-             RETURNING id, location_id, kind, ghl_id, generation, attempts, deleted",
+             RETURNING id, location_id, kind, ghl_id, parent_id, generation, attempts, deleted",
         )
         .bind(now + lease.as_millis() as i64)
         .bind(&token)
@@ -213,6 +243,7 @@ impl Store for SqliteStore {
                     generation: row.try_get("generation")?,
                     attempts: row.try_get("attempts")?,
                     deleted: row.try_get("deleted")?,
+                    parent: parent(row)?,
                     lease_token: token.clone(),
                 })
             })
@@ -240,16 +271,22 @@ impl Store for SqliteStore {
         // the lease was lost.
         match link {
             LinkUpdate::Keep => {}
-            LinkUpdate::Save { holded_id, hash } => {
+            LinkUpdate::Save {
+                holded_id,
+                hash,
+                parent,
+            } => {
                 sqlx::query(
-                    "INSERT INTO links (location_id, kind, ghl_id, holded_id, hash, synced_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO links (location_id, kind, ghl_id, parent_id, holded_id, hash, synced_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (location_id, kind, ghl_id) DO UPDATE SET
+                        parent_id = COALESCE(excluded.parent_id, links.parent_id),
                         holded_id = excluded.holded_id, hash = excluded.hash, synced_at = excluded.synced_at",
                 )
                 .bind(item.key.location_id.as_str())
                 .bind(item.key.kind.as_str())
                 .bind(item.key.ghl_id.as_str())
+                .bind(parent.as_ref().map(GhlId::as_str))
                 .bind(holded_id)
                 .bind(hash)
                 .bind(now)
@@ -312,23 +349,46 @@ impl Store for SqliteStore {
         Ok(completion(state))
     }
 
+    async fn enqueue(&self, requests: &[WorkRequest]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for request in requests {
+            upsert_work(&mut tx, request).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn link(&self, key: &EntityKey) -> Result<Option<Link>, StoreError> {
         let row = sqlx::query(
-            "SELECT holded_id, hash FROM links WHERE location_id = ?1 AND kind = ?2 AND ghl_id = ?3",
+            "SELECT location_id, kind, ghl_id, parent_id, holded_id, hash FROM links
+             WHERE location_id = ?1 AND kind = ?2 AND ghl_id = ?3",
         )
         .bind(key.location_id.as_str())
         .bind(key.kind.as_str())
         .bind(key.ghl_id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(Link {
-                key: key.clone(),
-                holded_id: row.try_get("holded_id")?,
-                hash: row.try_get("hash")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    async fn child_links(
+        &self,
+        location_id: &LocationId,
+        parent: &GhlId,
+    ) -> Result<Vec<Link>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT location_id, kind, ghl_id, parent_id, holded_id, hash FROM links
+             WHERE location_id = ?1 AND parent_id = ?2 AND kind <> 'contact'",
+        )
+        .bind(location_id.as_str())
+        .bind(parent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    async fn remove_link(&self, key: &EntityKey) -> Result<(), StoreError> {
+        delete_link(&self.pool, key).await
     }
 
     async fn work_status(&self, key: &EntityKey) -> Result<Option<WorkStatus>, StoreError> {
@@ -408,6 +468,7 @@ mod tests {
                         kind: EntityKind::Contact,
                         ghl_id: GhlId::parse("c1").unwrap(),
                     },
+                    parent: None,
                     deleted: false,
                 }),
             })

@@ -6,8 +6,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff;
+use super::activity::ActivitySync;
 use super::contact::ContactSync;
 use super::error::SyncError;
+use crate::domain::EntityKind;
 use crate::store::{Completion, SharedStore, WorkItem};
 use crate::tenants::TenantDirectory;
 
@@ -46,7 +48,8 @@ impl Default for WorkerSettings {
 pub struct WorkerPool {
     store: SharedStore,
     tenants: Arc<dyn TenantDirectory>,
-    contacts: Arc<ContactSync>,
+    contacts: ContactSync,
+    activities: ActivitySync,
     signal: WorkSignal,
     settings: WorkerSettings,
 }
@@ -56,13 +59,15 @@ impl WorkerPool {
         store: SharedStore,
         tenants: Arc<dyn TenantDirectory>,
         contacts: ContactSync,
+        activities: ActivitySync,
         signal: WorkSignal,
         settings: WorkerSettings,
     ) -> Arc<Self> {
         Arc::new(WorkerPool {
             store,
             tenants,
-            contacts: Arc::new(contacts),
+            contacts,
+            activities,
             signal,
             settings,
         })
@@ -171,6 +176,11 @@ impl WorkerPool {
                 item.key.location_id
             )));
         };
-        self.contacts.sync(&tenant, item).await
+        match item.key.kind {
+            EntityKind::Contact => self.contacts.sync(&tenant, item).await,
+            EntityKind::Task | EntityKind::Note | EntityKind::Appointment => {
+                self.activities.sync(&tenant, item).await
+            }
+        }
     }
 }

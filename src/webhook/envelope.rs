@@ -30,8 +30,19 @@ struct RawEnvelope {
     webhook_id: Option<String>,
     timestamp: Option<String>,
     id: Option<String>,
+    #[serde(rename = "contactId")]
+    contact_id: Option<String>,
     #[serde(rename = "appId")]
     app_id: Option<String>,
+    /// Appointment events nest the record (specs/ghl/docs/webhook-events/Appointment*.md).
+    appointment: Option<RawAppointment>,
+}
+
+#[derive(Deserialize)]
+struct RawAppointment {
+    id: Option<String>,
+    #[serde(rename = "contactId")]
+    contact_id: Option<String>,
 }
 
 /// What a verified webhook asks of us.
@@ -54,6 +65,9 @@ pub enum WebhookAction {
     Sync {
         kind: EntityKind,
         ghl_id: GhlId,
+        /// The contact a task, note or appointment belongs to, when the payload says.
+        /// Real `TaskCreate` payloads omit it; the worker then asks GHL.
+        parent: Option<GhlId>,
         deleted: bool,
     },
     /// An event type this service does not act on.
@@ -102,17 +116,27 @@ impl WebhookEnvelope {
             Some(id) => format!("webhook:{id}"),
             None => format!("sha256:{}", hex::encode(sha2::Sha256::digest(body))),
         };
-        let action = match contact_event(&event_type) {
-            Some(deleted) => WebhookAction::Sync {
-                kind: EntityKind::Contact,
-                ghl_id: GhlId::parse(&non_empty(raw.id, "id")?).map_err(|e| {
-                    EnvelopeError::InvalidField {
-                        field: "id",
-                        problem: e.0,
+        let action = match synced_event(&event_type) {
+            Some((kind, deleted)) => {
+                let (id, parent) = match (kind, raw.appointment) {
+                    (EntityKind::Appointment, Some(appointment)) => {
+                        (appointment.id, appointment.contact_id)
                     }
-                })?,
-                deleted,
-            },
+                    (EntityKind::Appointment, None) => (None, None),
+                    (EntityKind::Contact, _) => (raw.id, None),
+                    _ => (raw.id, raw.contact_id),
+                };
+                let field = if kind == EntityKind::Appointment { "appointment.id" } else { "id" };
+                WebhookAction::Sync {
+                    kind,
+                    ghl_id: ghl_id(id, field)?,
+                    parent: parent
+                        .filter(|p| !p.trim().is_empty())
+                        .map(|p| ghl_id(Some(p), "contactId"))
+                        .transpose()?,
+                    deleted,
+                }
+            }
             None => WebhookAction::Ignore,
         };
         Ok(WebhookEnvelope {
@@ -127,13 +151,28 @@ impl WebhookEnvelope {
     }
 }
 
-/// `Some(deleted)` for the contact events we sync.
-fn contact_event(event_type: &str) -> Option<bool> {
-    match event_type {
-        "ContactCreate" | "ContactUpdate" | "ContactTagUpdate" | "ContactDndUpdate" => Some(false),
-        "ContactDelete" => Some(true),
-        _ => None,
-    }
+fn ghl_id(value: Option<String>, field: &'static str) -> Result<GhlId, EnvelopeError> {
+    GhlId::parse(&non_empty(value, field)?)
+        .map_err(|e| EnvelopeError::InvalidField { field, problem: e.0 })
+}
+
+/// The kind of record an event is about, and whether the event says it is gone.
+/// GHL's docs show `"type":"AppointmentCreate"` on update and delete examples; either way
+/// the worker re-reads the appointment, and a 404 takes the delete path.
+fn synced_event(event_type: &str) -> Option<(EntityKind, bool)> {
+    Some(match event_type {
+        "ContactCreate" | "ContactUpdate" | "ContactTagUpdate" | "ContactDndUpdate" => {
+            (EntityKind::Contact, false)
+        }
+        "ContactDelete" => (EntityKind::Contact, true),
+        "TaskCreate" | "TaskComplete" => (EntityKind::Task, false),
+        "TaskDelete" => (EntityKind::Task, true),
+        "NoteCreate" | "NoteUpdate" => (EntityKind::Note, false),
+        "NoteDelete" => (EntityKind::Note, true),
+        "AppointmentCreate" | "AppointmentUpdate" => (EntityKind::Appointment, false),
+        "AppointmentDelete" => (EntityKind::Appointment, true),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -158,6 +197,7 @@ mod tests {
             WebhookAction::Sync {
                 kind: EntityKind::Contact,
                 ghl_id: GhlId::parse("nmFmQEsNgz6AVpgLVUJ0").unwrap(),
+                parent: None,
                 deleted: false
             }
         );
@@ -233,5 +273,41 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn tasks_notes_and_appointments_carry_their_contact() {
+        let task = br#"{"type":"TaskComplete","locationId":"l1","id":"t1","contactId":"c1","title":"x"}"#;
+        let note = br#"{"type":"NoteDelete","locationId":"l1","id":"n1","contactId":"c1"}"#;
+        let appt = br#"{"type":"AppointmentUpdate","locationId":"l1","appointment":{"id":"a1","contactId":"c1"}}"#;
+        let expect = |body: &[u8], kind, id: &str, deleted| {
+            assert_eq!(
+                WebhookEnvelope::parse(body).unwrap().action,
+                WebhookAction::Sync {
+                    kind,
+                    ghl_id: GhlId::parse(id).unwrap(),
+                    parent: Some(GhlId::parse("c1").unwrap()),
+                    deleted
+                }
+            );
+        };
+        expect(task, EntityKind::Task, "t1", false);
+        expect(note, EntityKind::Note, "n1", true);
+        expect(appt, EntityKind::Appointment, "a1", false);
+    }
+
+    #[test]
+    fn task_create_without_contact_id_still_parses() {
+        // Real payloads (highlevel-api-docs issue 332) omit contactId and body.
+        let body = br#"{"type":"TaskCreate","locationId":"l1","id":"t1","title":"Call back"}"#;
+        match WebhookEnvelope::parse(body).unwrap().action {
+            WebhookAction::Sync { kind: EntityKind::Task, parent: None, .. } => {}
+            other => panic!("{other:?}"),
+        }
+        let no_id = br#"{"type":"AppointmentCreate","locationId":"l1","appointment":{"contactId":"c1"}}"#;
+        assert_eq!(
+            WebhookEnvelope::parse(no_id).unwrap_err(),
+            EnvelopeError::MissingField("appointment.id")
+        );
     }
 }

@@ -113,6 +113,7 @@ impl WebhookIntake {
                 WebhookAction::Sync {
                     kind,
                     ghl_id,
+                    parent,
                     deleted,
                 },
                 false,
@@ -122,6 +123,7 @@ impl WebhookIntake {
                     kind: *kind,
                     ghl_id: ghl_id.clone(),
                 },
+                parent: parent.clone(),
                 deleted: *deleted,
             }),
             _ => return Ok((envelope, IntakeOutcome::Ignored)),

@@ -339,7 +339,8 @@ impl Prism {
             .tempfile()
             .map_err(|e| format!("cannot create a Prism log file: {e}"))?;
         let out = log.reopen().map_err(|e| e.to_string())?;
-        let err = log.reopen().map_err(|e| e.to_string())?;
+        // One file description for both streams, so they append rather than overwrite.
+        let err = out.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .args(["mock", "--errors", "-h", "127.0.0.1", "-p"])
             .arg(port.to_string())
@@ -799,14 +800,20 @@ impl MockApi {
             panic!(
                 "{call}: the request does not conform to {}.\n\n{failures}\n\nPrism's log (tail):\n{}",
                 self.spec.display(),
-                tail(&self.prism.settled_log(), 40)
+                requests_log(&self.prism.settled_log(), 40)
             );
         }
         exchanges
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
+/// The last `lines` lines Prism logged about requests (not its start-up route list).
+fn requests_log(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log
+        .lines()
+        .skip_while(|line| !line.contains("Prism is listening"))
+        .skip(1)
+        .filter(|line| !line.contains("__conformance-readiness-probe__"))
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }

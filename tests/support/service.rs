@@ -160,11 +160,15 @@ impl World {
             .unwrap()
     }
 
-    /// GHL fetches of one contact so far.
+    /// GHL fetches of one contact record so far (not of its tasks, notes, appointments).
     pub fn ghl_fetches(&self, id: &str) -> usize {
+        let path = format!("/contacts/{id}");
         self.ghl
             .requests()
-            .count(&reqwest::Method::GET, &format!("/contacts/{id}"))
+            .all()
+            .iter()
+            .filter(|r| r.method == reqwest::Method::GET && r.path == path)
+            .count()
     }
 }
 

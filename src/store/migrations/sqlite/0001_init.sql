@@ -34,6 +34,7 @@ CREATE TABLE work (
     location_id TEXT NOT NULL,
     kind        TEXT NOT NULL,
     ghl_id      TEXT NOT NULL,
+    parent_id   TEXT,              -- the GHL contact of a task, note or appointment
     generation  INTEGER NOT NULL,
     due_at      INTEGER NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -52,11 +53,13 @@ CREATE TABLE links (
     location_id TEXT NOT NULL,
     kind        TEXT NOT NULL,
     ghl_id      TEXT NOT NULL,
+    parent_id   TEXT,              -- the GHL contact of a task, note or appointment
     holded_id   TEXT NOT NULL,
     hash        TEXT NOT NULL,
     synced_at   INTEGER NOT NULL,
     PRIMARY KEY (location_id, kind, ghl_id)
 );
+CREATE INDEX links_parent ON links (location_id, parent_id);
 
 CREATE TABLE sweeps (
     location_id TEXT PRIMARY KEY,
