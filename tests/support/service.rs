@@ -160,6 +160,18 @@ impl World {
             .unwrap()
     }
 
+    /// `(state, last_error)` of the work row for a GHL id, read directly from the store.
+    pub async fn work_row(&self, ghl_id: &str) -> Option<(String, Option<String>)> {
+        use sqlx::ConnectOptions;
+        let options: sqlx::sqlite::SqliteConnectOptions = self.database_url().parse().unwrap();
+        let mut conn = options.read_only(true).connect().await.unwrap();
+        sqlx::query_as("SELECT state, last_error FROM work WHERE ghl_id = ?1")
+            .bind(ghl_id)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap()
+    }
+
     /// GHL fetches of one contact record so far (not of its tasks, notes, appointments).
     pub fn ghl_fetches(&self, id: &str) -> usize {
         let path = format!("/contacts/{id}");
