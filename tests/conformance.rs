@@ -20,14 +20,17 @@ use std::time::Duration;
 use ghl_holded_sync::domain::GhlId;
 use ghl_holded_sync::ghl::GhlClient;
 use ghl_holded_sync::holded::{
-    BillAddress, HoldedClient, HoldedContactFields, HoldedEndpoints, HoldedError, SocialNetworks,
+    BillAddress, HoldedClient, HoldedContactFields, HoldedEndpoints, HoldedError,
+    HoldedEventFields, SocialNetworks,
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use support::prism::{self, check_conformance, Exchange, MockApi};
 
 const GHL_CONTACTS_SPEC: &str = "ghl/apps/contacts.json";
+const GHL_CALENDARS_SPEC: &str = "ghl/apps/calendars.json";
 const HOLDED_INVOICE_SPEC: &str = "holded/invoice-api.json";
+const HOLDED_CRM_SPEC: &str = "holded/crm-api.json";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
@@ -50,6 +53,56 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     // Prism answers with the spec's example whatever id we ask for.
     assert_eq!(contact.id, "seD4PfOuKoVMLkEZqohJ");
     assert_eq!(contact.email.as_deref(), Some("rubika@deos.com"));
+
+    // --- The contact's tasks, notes and appointments (same spec, same `Version`).
+    let task_id = GhlId::parse("sv2ZiGUTnmaTSTl4VbZ2").expect("valid id");
+    let note_id = GhlId::parse("ITjFGK9SdmnYLsW2GgfW").expect("valid id");
+
+    let result = client.get_task(&token, &id, &task_id).await;
+    let sent = mock.assert_conformant("GhlClient::get_task", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        (
+            "GET",
+            "/contacts/nmFmQEsNgz6AVpgLVUJ0/tasks/sv2ZiGUTnmaTSTl4VbZ2"
+        )
+    );
+    let task = result.expect("GhlClient::get_task failed against the spec's example");
+    assert!(task.is_some(), "Prism serves the example task");
+
+    let result = client.list_tasks(&token, &id).await;
+    let sent = mock.assert_conformant("GhlClient::list_tasks", 1);
+    assert_eq!(sent[0].target, "/contacts/nmFmQEsNgz6AVpgLVUJ0/tasks");
+    let tasks = result.expect("GhlClient::list_tasks failed against the spec's example");
+    assert!(!tasks.is_empty(), "Prism serves the example task list");
+
+    let result = client.get_note(&token, &id, &note_id).await;
+    let sent = mock.assert_conformant("GhlClient::get_note", 1);
+    assert_eq!(
+        sent[0].target,
+        "/contacts/nmFmQEsNgz6AVpgLVUJ0/notes/ITjFGK9SdmnYLsW2GgfW"
+    );
+    let note = result.expect("GhlClient::get_note failed against the spec's example");
+    assert!(note.is_some(), "Prism serves the example note");
+
+    let result = client.list_notes(&token, &id).await;
+    let sent = mock.assert_conformant("GhlClient::list_notes", 1);
+    assert_eq!(sent[0].target, "/contacts/nmFmQEsNgz6AVpgLVUJ0/notes");
+    let notes = result.expect("GhlClient::list_notes failed against the spec's example");
+    assert!(!notes.is_empty(), "Prism serves the example note list");
+
+    let result = client.list_appointments(&token, &id).await;
+    let sent = mock.assert_conformant("GhlClient::list_appointments", 1);
+    assert_eq!(
+        sent[0].target,
+        "/contacts/nmFmQEsNgz6AVpgLVUJ0/appointments"
+    );
+    let appointments =
+        result.expect("GhlClient::list_appointments failed against the spec's example");
+    assert!(
+        !appointments.is_empty(),
+        "Prism serves the example appointment list"
+    );
 
     // --- Negative controls: requests that break the spec must be refused and detected.
     let raw = raw_client();
@@ -102,6 +155,134 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
         "expected Ok(None), got {result:?}"
     );
     expect_refused(&mock.take(), "NO_PATH_MATCHED_ERROR");
+}
+
+#[tokio::test]
+async fn ghl_client_requests_conform_to_the_calendars_spec() {
+    let spec = prism::spec(GHL_CALENDARS_SPEC);
+    let mock = MockApi::start(&spec).await;
+    let client = GhlClient::new(mock.url(), TIMEOUT);
+    let token = SecretString::from("any-token");
+    let event_id = GhlId::parse("ocQHyuzHvysMo5N5VsXc").expect("valid id");
+
+    // --- GET /calendars/events/appointments/{eventId} (Calendars family: its own `Version`)
+    let result = client.get_appointment(&token, &event_id).await;
+    let sent = mock.assert_conformant("GhlClient::get_appointment", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("GET", "/calendars/events/appointments/ocQHyuzHvysMo5N5VsXc")
+    );
+    assert_eq!(sent[0].request_header("version"), Some("2021-04-15"));
+    let appointment = result.expect("GhlClient::get_appointment failed against the spec's example");
+    assert!(
+        appointment.is_some(),
+        "Prism serves the example appointment"
+    );
+
+    // --- Negative control: the Contacts `Version` is not accepted by the Calendars API.
+    let response = raw_client()
+        .get(
+            mock.url()
+                .join("/calendars/events/appointments/ocQHyuzHvysMo5N5VsXc")
+                .expect("URL"),
+        )
+        .bearer_auth("any-token")
+        .header("Version", "2021-07-28")
+        .send()
+        .await
+        .expect("Prism answers");
+    assert!(
+        response.status().is_client_error(),
+        "got {}",
+        response.status()
+    );
+    expect_refused(
+        &mock.take(),
+        "must be equal to one of the allowed values: 2021-04-15",
+    );
+}
+
+#[tokio::test]
+async fn holded_client_requests_conform_to_the_crm_spec() {
+    let spec = prism::spec(HOLDED_CRM_SPEC);
+    let spec_json = read_json(&spec);
+    let mock = MockApi::start(&spec).await;
+    // Both modules at Prism's root: only the CRM one is served by this spec, and every
+    // event call goes to it.
+    let client = HoldedClient::new(
+        HoldedEndpoints {
+            invoicing: mock.url(),
+            crm: mock.url(),
+        },
+        TIMEOUT,
+    );
+    let key = SecretString::from("any-api-key");
+    let id = "5ab11f1a3697ac00cd0a6423";
+    let fields = HoldedEventFields {
+        name: "Call back".into(),
+        contact_id: "5ab390311d6d820051631f1a".into(),
+        kind: "task".into(),
+        desc: "Ask about the invoice".into(),
+        start_date: 1_522_228_026,
+        duration: 3600,
+        status: 0,
+        tags: vec!["ghl".into()],
+        location_desc: "Carrer del Mar 1".into(),
+    };
+
+    // --- POST /events
+    let result = client.create_event(&key, &fields).await;
+    let sent = mock.assert_conformant("HoldedClient::create_event", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("POST", "/events")
+    );
+    let body = sent[0].request_json().expect("a JSON body");
+    assert_eq!(
+        undeclared_fields(&spec_json, "/events", "post", &body),
+        Vec::<String>::new(),
+        "create_event sends fields the spec does not declare: {body}"
+    );
+    assert_eq!(
+        result.expect("create_event failed against the spec's example"),
+        "5ac4f2cec839ea004e18a463"
+    );
+
+    // --- PUT /events/{eventId}
+    let result = client.update_event(&key, id, &fields).await;
+    let sent = mock.assert_conformant("HoldedClient::update_event", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("PUT", "/events/5ab11f1a3697ac00cd0a6423")
+    );
+    let body = sent[0].request_json().expect("a JSON body");
+    assert_eq!(
+        undeclared_fields(&spec_json, "/events/{eventId}", "put", &body),
+        Vec::<String>::new(),
+        "update_event sends fields the spec does not declare: {body}"
+    );
+    result.expect("update_event failed against the spec's example");
+
+    // --- DELETE /events/{eventId}
+    let result = client.delete_event(&key, id).await;
+    let sent = mock.assert_conformant("HoldedClient::delete_event", 1);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].target.as_str()),
+        ("DELETE", "/events/5ab11f1a3697ac00cd0a6423")
+    );
+    assert_eq!(sent[0].request_body, "", "DELETE must not carry a body");
+    result.expect("delete_event failed against the spec's example");
+
+    // --- Negative control: a body of the wrong types.
+    let response = raw_client()
+        .post(mock.url().join("/events").expect("URL"))
+        .header("key", "any-api-key")
+        .json(&json!({ "name": "x", "startDate": "tomorrow" }))
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(response.status().as_u16(), 422);
+    expect_refused(&mock.take(), "startDate must be integer");
 }
 
 #[tokio::test]

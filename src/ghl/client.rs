@@ -132,7 +132,10 @@ impl GhlClient {
         location_id: &LocationId,
         task_id: &GhlId,
     ) -> Result<Option<GhlId>, GhlError> {
-        let url = upstream::join(&self.base, &["locations", location_id.as_str(), "tasks", "search"]);
+        let url = upstream::join(
+            &self.base,
+            &["locations", location_id.as_str(), "tasks", "search"],
+        );
         let response = self
             .http
             .post(url)

@@ -149,6 +149,47 @@ impl HoldedClient {
         Ok(created.id)
     }
 
+    /// The first event carrying `tag`, walking `GET /events?page=1,2,…` until an empty page
+    /// or `max_pages` (v1 documents neither filters nor a page size for events).
+    pub async fn find_event_tagged(
+        &self,
+        key: &SecretString,
+        tag: &str,
+        max_pages: u32,
+    ) -> Result<Option<String>, HoldedError> {
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            id: String,
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        for page in 1..=max_pages {
+            let mut url = upstream::join(&self.endpoints.crm, &["events"]);
+            url.query_pairs_mut().append_pair("page", &page.to_string());
+            let body = self.send(key, Method::GET, url, None::<&()>).await?;
+            let events: Vec<Listed> =
+                serde_json::from_value(body).map_err(|e| HoldedError::BadBody(e.to_string()))?;
+            if events.is_empty() {
+                return Ok(None);
+            }
+            if let Some(found) = events.into_iter().find(|e| {
+                e.tags
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|t| t == tag)
+            }) {
+                return Ok(Some(found.id));
+            }
+        }
+        tracing::warn!(
+            tag,
+            max_pages,
+            "gave up looking for an event after the page limit"
+        );
+        Ok(None)
+    }
+
     pub async fn update_event(
         &self,
         key: &SecretString,
@@ -156,12 +197,16 @@ impl HoldedClient {
         fields: &HoldedEventFields,
     ) -> Result<(), HoldedError> {
         let url = upstream::join(&self.endpoints.crm, &["events", id]);
-        self.send(key, Method::PUT, url, Some(fields)).await.map(drop)
+        self.send(key, Method::PUT, url, Some(fields))
+            .await
+            .map(drop)
     }
 
     pub async fn delete_event(&self, key: &SecretString, id: &str) -> Result<(), HoldedError> {
         let url = upstream::join(&self.endpoints.crm, &["events", id]);
-        self.send(key, Method::DELETE, url, None::<&()>).await.map(drop)
+        self.send(key, Method::DELETE, url, None::<&()>)
+            .await
+            .map(drop)
     }
 
     async fn send<B: Serialize>(

@@ -3,4 +3,6 @@ mod client;
 mod models;
 
 pub use client::{HoldedClient, HoldedEndpoints, HoldedError};
-pub use models::{BillAddress, HoldedContact, HoldedContactFields, HoldedEventFields, SocialNetworks};
+pub use models::{
+    BillAddress, HoldedContact, HoldedContactFields, HoldedEventFields, SocialNetworks,
+};

@@ -225,11 +225,21 @@ pub async fn children_are_linked_to_their_contact(store: SharedStore) {
         parent: Some(contact.clone()),
     };
     store.finish(&item, saved).await.unwrap();
-    let children = store.child_links(&task.location_id, &contact).await.unwrap();
+    let children = store
+        .child_links(&task.location_id, &contact)
+        .await
+        .unwrap();
     assert_eq!(children.len(), 1);
-    assert_eq!((children[0].key.clone(), children[0].holded_id.as_str()), (task.clone(), "ev1"));
+    assert_eq!(
+        (children[0].key.clone(), children[0].holded_id.as_str()),
+        (task.clone(), "ev1")
+    );
     store.remove_link(&task).await.unwrap();
-    assert!(store.child_links(&task.location_id, &contact).await.unwrap().is_empty());
+    assert!(store
+        .child_links(&task.location_id, &contact)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 macro_rules! contract_suite {

@@ -12,6 +12,8 @@ use crate::tenants::Tenant;
 
 /// How soon a child waiting for its contact looks again; the contact is queued meanwhile.
 const PARENT_WAIT: Duration = Duration::from_secs(1);
+/// Pages of Holded events searched for an event an interrupted attempt may have created.
+const RECOVERY_PAGES: u32 = 20;
 
 pub struct ActivitySync {
     store: SharedStore,
@@ -44,7 +46,11 @@ impl ActivitySync {
         };
         let mapped = ActivityMapper::map(&event, &holded_contact);
         if let Some(link) = link.as_ref().filter(|l| l.hash == mapped.hash) {
-            return Ok(Synced::new("unchanged", Some(link.holded_id.clone()), LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "unchanged",
+                Some(link.holded_id.clone()),
+                LinkUpdate::Keep,
+            ));
         }
         let key = &tenant.holded_key;
         let saved = |holded_id: String| LinkUpdate::Save {
@@ -53,7 +59,11 @@ impl ActivitySync {
             parent: Some(parent.clone()),
         };
         if let Some(link) = &link {
-            match self.holded.update_event(key, &link.holded_id, &mapped.fields).await {
+            match self
+                .holded
+                .update_event(key, &link.holded_id, &mapped.fields)
+                .await
+            {
                 Ok(()) => {
                     let id = link.holded_id.clone();
                     return Ok(Synced::new("updated", Some(id.clone()), saved(id)));
@@ -64,8 +74,32 @@ impl ActivitySync {
                 Err(other) => return Err(other.into()),
             }
         }
+        // Events have no customId to look up. Only when an earlier attempt failed can a
+        // create have reached Holded unrecorded (a timeout, a crash), so only then is it
+        // worth walking the events for our origin tag.
+        if link.is_none() && item.attempts > 0 {
+            let origin = &mapped.fields.tags[0];
+            if let Some(holded_id) = self
+                .holded
+                .find_event_tagged(key, origin, RECOVERY_PAGES)
+                .await?
+            {
+                self.holded
+                    .update_event(key, &holded_id, &mapped.fields)
+                    .await?;
+                return Ok(Synced::new(
+                    "recovered",
+                    Some(holded_id.clone()),
+                    saved(holded_id),
+                ));
+            }
+        }
         let holded_id = self.holded.create_event(key, &mapped.fields).await?;
-        Ok(Synced::new("created", Some(holded_id.clone()), saved(holded_id)))
+        Ok(Synced::new(
+            "created",
+            Some(holded_id.clone()),
+            saved(holded_id),
+        ))
     }
 
     /// The fresh record and its contact, or `None` when GHL no longer has it.
@@ -79,13 +113,18 @@ impl ActivitySync {
         let id = &key.ghl_id;
         let parent = match (key.kind, parent) {
             (EntityKind::Task, None) => {
-                self.ghl.find_task_contact(token, &key.location_id, id).await?
+                self.ghl
+                    .find_task_contact(token, &key.location_id, id)
+                    .await?
             }
             (_, parent) => parent,
         };
         let require = |parent: Option<GhlId>| {
             parent.ok_or_else(|| {
-                SyncError::Permanent(format!("the contact of {} {id} could not be found", key.kind))
+                SyncError::Permanent(format!(
+                    "the contact of {} {id} could not be found",
+                    key.kind
+                ))
             })
         };
         Ok(match key.kind {
@@ -103,8 +142,14 @@ impl ActivitySync {
                 None => None,
                 Some(appointment) => {
                     // The appointment itself names its contact; trust it over the payload.
-                    let named = appointment.contact_id.as_deref().and_then(|c| GhlId::parse(c).ok());
-                    Some((require(named.or(parent))?, GhlActivity::Appointment(appointment)))
+                    let named = appointment
+                        .contact_id
+                        .as_deref()
+                        .and_then(|c| GhlId::parse(c).ok());
+                    Some((
+                        require(named.or(parent))?,
+                        GhlActivity::Appointment(appointment),
+                    ))
                 }
             },
             EntityKind::Contact => {
@@ -115,7 +160,11 @@ impl ActivitySync {
 
     /// The Holded id of the parent contact, queueing the contact when it has none yet:
     /// a child never creates an orphan in Holded.
-    async fn holded_contact(&self, key: &EntityKey, parent: &GhlId) -> Result<Option<String>, SyncError> {
+    async fn holded_contact(
+        &self,
+        key: &EntityKey,
+        parent: &GhlId,
+    ) -> Result<Option<String>, SyncError> {
         let contact = EntityKey {
             location_id: key.location_id.clone(),
             kind: EntityKind::Contact,
@@ -146,12 +195,22 @@ impl ActivitySync {
 
     async fn remove(&self, tenant: &Tenant, link: Option<Link>) -> Result<Synced, SyncError> {
         let Some(link) = link else {
-            return Ok(Synced::new("deleted before its first sync; nothing in Holded", None, LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "deleted before its first sync; nothing in Holded",
+                None,
+                LinkUpdate::Keep,
+            ));
         };
-        match self.holded.delete_event(&tenant.holded_key, &link.holded_id).await {
-            Ok(()) | Err(HoldedError::NotFound) => {
-                Ok(Synced::new("deleted", Some(link.holded_id), LinkUpdate::Remove))
-            }
+        match self
+            .holded
+            .delete_event(&tenant.holded_key, &link.holded_id)
+            .await
+        {
+            Ok(()) | Err(HoldedError::NotFound) => Ok(Synced::new(
+                "deleted",
+                Some(link.holded_id),
+                LinkUpdate::Remove,
+            )),
             Err(other) => Err(other.into()),
         }
     }

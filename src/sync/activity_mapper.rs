@@ -1,5 +1,5 @@
 //! DESIGN.md's mapping of a contact's tasks, notes and appointments to Holded CRM events
-//! on the contact. Every event is tagged with its GHL origin (`ghl-task-<id>` …) so it can
+//! on the contact. Every event's first tag is its GHL origin (`ghl-task-<id>` …) so it can
 //! be recognised in Holded.
 use chrono::{DateTime, NaiveDateTime};
 use sha2::Digest;
@@ -97,7 +97,11 @@ fn mapped(fields: HoldedEventFields) -> MappedEvent {
 }
 
 fn text(value: &Option<String>) -> String {
-    value.as_deref().map(str::trim).unwrap_or_default().to_owned()
+    value
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn first_line(body: &str) -> String {
@@ -160,11 +164,17 @@ mod tests {
             contact_id: Some("c1".into()),
         };
         let f = ActivityMapper::task(&task, "h1").fields;
-        assert_eq!((f.name.as_str(), f.desc.as_str(), f.kind.as_str()), ("Call back", "About the quote", "task"));
+        assert_eq!(
+            (f.name.as_str(), f.desc.as_str(), f.kind.as_str()),
+            ("Call back", "About the quote", "task")
+        );
         assert_eq!(f.start_date, at("2021-12-22T06:55:00Z"));
         assert_eq!((f.status, f.contact_id.as_str()), (1, "h1"));
         assert_eq!(f.tags, vec!["ghl-task-t1"]);
-        let open = GhlTask { completed: false, ..task };
+        let open = GhlTask {
+            completed: false,
+            ..task
+        };
         assert_eq!(ActivityMapper::task(&open, "h1").fields.status, 0);
     }
 
@@ -198,22 +208,41 @@ mod tests {
         let f = ActivityMapper::appointment(&appointment, "h1").fields;
         assert_eq!(f.start_date, at("2023-09-25T10:30:00Z"));
         assert_eq!(f.duration, 45 * 60);
-        assert_eq!((f.kind.as_str(), f.location_desc.as_str(), f.status), ("meeting", "Calle Mayor 1", 0));
+        assert_eq!(
+            (f.kind.as_str(), f.location_desc.as_str(), f.status),
+            ("meeting", "Calle Mayor 1", 0)
+        );
         assert!(f.tags.contains(&"ghl-status-confirmed".to_string()));
     }
 
     #[test]
     fn times_in_every_ghl_spelling() {
-        assert_eq!(unix_seconds(Some("2021-07-16 11:00:00")), at("2021-07-16T11:00:00Z"));
+        assert_eq!(
+            unix_seconds(Some("2021-07-16 11:00:00")),
+            at("2021-07-16T11:00:00Z")
+        );
         assert_eq!(unix_seconds(None), 0);
         assert_eq!(unix_seconds(Some("soon")), 0);
     }
 
     #[test]
     fn hash_follows_content() {
-        let note = GhlNote { id: "n1".into(), body: Some("a".into()), ..Default::default() };
-        let changed = GhlNote { body: Some("b".into()), ..note.clone() };
-        assert_eq!(ActivityMapper::note(&note, "h").hash, ActivityMapper::note(&note, "h").hash);
-        assert_ne!(ActivityMapper::note(&note, "h").hash, ActivityMapper::note(&changed, "h").hash);
+        let note = GhlNote {
+            id: "n1".into(),
+            body: Some("a".into()),
+            ..Default::default()
+        };
+        let changed = GhlNote {
+            body: Some("b".into()),
+            ..note.clone()
+        };
+        assert_eq!(
+            ActivityMapper::note(&note, "h").hash,
+            ActivityMapper::note(&note, "h").hash
+        );
+        assert_ne!(
+            ActivityMapper::note(&note, "h").hash,
+            ActivityMapper::note(&changed, "h").hash
+        );
     }
 }

@@ -65,11 +65,14 @@ impl ContactSync {
         let Some(contact) = self.ghl.get_contact(token, &item.key.ghl_id).await? else {
             return self.apply_delete_policy(tenant, &item.key, link).await;
         };
-        let children = self.read_children(tenant, &item.key.ghl_id, link.is_none()).await?;
+        let children = self
+            .read_children(tenant, &item.key.ghl_id, link.is_none())
+            .await?;
         let mapped = ContactMapper::map(&contact);
         let synced = self.write_contact(tenant, &item.key, link, &mapped).await?;
         if let Some(holded_id) = &synced.holded_id {
-            self.enqueue_children(&item.key, holded_id, children).await?;
+            self.enqueue_children(&item.key, holded_id, children)
+                .await?;
         }
         Ok(synced)
     }
@@ -82,7 +85,11 @@ impl ContactSync {
         mapped: &super::MappedContact,
     ) -> Result<Synced, SyncError> {
         if let Some(link) = link.as_ref().filter(|l| l.hash == mapped.hash) {
-            return Ok(Synced::new("unchanged", Some(link.holded_id.clone()), LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "unchanged",
+                Some(link.holded_id.clone()),
+                LinkUpdate::Keep,
+            ));
         }
         let key = &tenant.holded_key;
         let known = match link {
@@ -95,8 +102,18 @@ impl ContactSync {
             parent: None,
         };
         if let Some(holded_id) = known {
-            match self.holded.update_contact(key, &holded_id, &mapped.fields).await {
-                Ok(()) => return Ok(Synced::new("updated", Some(holded_id.clone()), saved(holded_id))),
+            match self
+                .holded
+                .update_contact(key, &holded_id, &mapped.fields)
+                .await
+            {
+                Ok(()) => {
+                    return Ok(Synced::new(
+                        "updated",
+                        Some(holded_id.clone()),
+                        saved(holded_id),
+                    ))
+                }
                 // Removed by hand in Holded: GHL is the source, so the contact comes back.
                 Err(HoldedError::NotFound) => {
                     tracing::warn!(%holded_id, key = %entity, "linked Holded contact is gone; recreating");
@@ -108,7 +125,11 @@ impl ContactSync {
             .holded
             .create_contact(key, entity.ghl_id.as_str(), &mapped.fields)
             .await?;
-        Ok(Synced::new("created", Some(holded_id.clone()), saved(holded_id)))
+        Ok(Synced::new(
+            "created",
+            Some(holded_id.clone()),
+            saved(holded_id),
+        ))
     }
 
     async fn read_children(
@@ -123,14 +144,17 @@ impl ContactSync {
         if first_sync {
             let notes = self.ghl.list_notes(token, contact).await?;
             let appointments = self.ghl.list_appointments(token, contact).await?;
-            let ids = notes
-                .into_iter()
-                .map(|n| (EntityKind::Note, n.id))
-                .chain(appointments.into_iter().map(|a| (EntityKind::Appointment, a.id)));
+            let ids = notes.into_iter().map(|n| (EntityKind::Note, n.id)).chain(
+                appointments
+                    .into_iter()
+                    .map(|a| (EntityKind::Appointment, a.id)),
+            );
             for (kind, id) in ids {
                 match GhlId::parse(&id) {
                     Ok(id) => history.push((kind, id)),
-                    Err(e) => tracing::warn!(%kind, id, error = %e, "skipping a record with an unusable id"),
+                    Err(e) => {
+                        tracing::warn!(%kind, id, error = %e, "skipping a record with an unusable id")
+                    }
                 }
             }
         }
@@ -161,7 +185,9 @@ impl ContactSync {
         let mut listed = Vec::new();
         let mut stale = Vec::new();
         for task in &children.tasks {
-            let Ok(id) = GhlId::parse(&task.id) else { continue };
+            let Ok(id) = GhlId::parse(&task.id) else {
+                continue;
+            };
             let key = child(EntityKind::Task, id);
             let hash = ActivityMapper::task(task, holded_contact).hash;
             if linked.get(&key).is_none_or(|l| l.hash != hash) {
@@ -175,7 +201,12 @@ impl ContactSync {
                 .filter(|k| k.kind == EntityKind::Task && !listed.contains(k))
                 .cloned(),
         );
-        stale.extend(children.history.into_iter().map(|(kind, id)| child(kind, id)));
+        stale.extend(
+            children
+                .history
+                .into_iter()
+                .map(|(kind, id)| child(kind, id)),
+        );
         if stale.is_empty() {
             return Ok(());
         }
@@ -215,10 +246,18 @@ impl ContactSync {
         link: Option<Link>,
     ) -> Result<Synced, SyncError> {
         if tenant.delete_policy == DeletePolicy::Ignore {
-            return Ok(Synced::new("deleted in GHL; ignored by policy", None, LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "deleted in GHL; ignored by policy",
+                None,
+                LinkUpdate::Keep,
+            ));
         }
         if let Some(link) = link.as_ref().filter(|l| l.hash == TAGGED_AS_DELETED) {
-            return Ok(Synced::new("unchanged", Some(link.holded_id.clone()), LinkUpdate::Keep));
+            return Ok(Synced::new(
+                "unchanged",
+                Some(link.holded_id.clone()),
+                LinkUpdate::Keep,
+            ));
         }
         let key = &tenant.holded_key;
         let holded_id = match link {
@@ -226,7 +265,11 @@ impl ContactSync {
             None => self.find_by_custom_id(key, entity).await?,
         };
         let Some(holded_id) = holded_id else {
-            return Ok(Synced::new("deleted in GHL; nothing in Holded", None, LinkUpdate::Remove));
+            return Ok(Synced::new(
+                "deleted in GHL; nothing in Holded",
+                None,
+                LinkUpdate::Remove,
+            ));
         };
         if tenant.delete_policy == DeletePolicy::Delete {
             self.delete_events(key, entity).await?;
@@ -240,7 +283,11 @@ impl ContactSync {
         let mut tags = match self.holded.get_contact(key, &holded_id).await {
             Ok(contact) => contact.tags,
             Err(HoldedError::NotFound) => {
-                return Ok(Synced::new("deleted in GHL; gone from Holded", Some(holded_id), LinkUpdate::Remove));
+                return Ok(Synced::new(
+                    "deleted in GHL; gone from Holded",
+                    Some(holded_id),
+                    LinkUpdate::Remove,
+                ));
             }
             Err(other) => return Err(other.into()),
         };
@@ -261,8 +308,16 @@ impl ContactSync {
 
     /// The contact's events go first, so none is left pointing at a deleted contact.
     /// Each link goes as soon as its event does: a retry resumes where this stopped.
-    async fn delete_events(&self, key: &SecretString, contact: &EntityKey) -> Result<(), SyncError> {
-        for link in self.store.child_links(&contact.location_id, &contact.ghl_id).await? {
+    async fn delete_events(
+        &self,
+        key: &SecretString,
+        contact: &EntityKey,
+    ) -> Result<(), SyncError> {
+        for link in self
+            .store
+            .child_links(&contact.location_id, &contact.ghl_id)
+            .await?
+        {
             match self.holded.delete_event(key, &link.holded_id).await {
                 Ok(()) | Err(HoldedError::NotFound) => self.store.remove_link(&link.key).await?,
                 Err(other) => return Err(other.into()),

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff;
 use super::activity::ActivitySync;
+use super::backoff;
 use super::contact::ContactSync;
 use super::error::SyncError;
 use crate::domain::EntityKind;

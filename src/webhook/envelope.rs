@@ -126,7 +126,11 @@ impl WebhookEnvelope {
                     (EntityKind::Contact, _) => (raw.id, None),
                     _ => (raw.id, raw.contact_id),
                 };
-                let field = if kind == EntityKind::Appointment { "appointment.id" } else { "id" };
+                let field = if kind == EntityKind::Appointment {
+                    "appointment.id"
+                } else {
+                    "id"
+                };
                 WebhookAction::Sync {
                     kind,
                     ghl_id: ghl_id(id, field)?,
@@ -152,8 +156,10 @@ impl WebhookEnvelope {
 }
 
 fn ghl_id(value: Option<String>, field: &'static str) -> Result<GhlId, EnvelopeError> {
-    GhlId::parse(&non_empty(value, field)?)
-        .map_err(|e| EnvelopeError::InvalidField { field, problem: e.0 })
+    GhlId::parse(&non_empty(value, field)?).map_err(|e| EnvelopeError::InvalidField {
+        field,
+        problem: e.0,
+    })
 }
 
 /// The kind of record an event is about, and whether the event says it is gone.
@@ -277,7 +283,8 @@ mod tests {
 
     #[test]
     fn tasks_notes_and_appointments_carry_their_contact() {
-        let task = br#"{"type":"TaskComplete","locationId":"l1","id":"t1","contactId":"c1","title":"x"}"#;
+        let task =
+            br#"{"type":"TaskComplete","locationId":"l1","id":"t1","contactId":"c1","title":"x"}"#;
         let note = br#"{"type":"NoteDelete","locationId":"l1","id":"n1","contactId":"c1"}"#;
         let appt = br#"{"type":"AppointmentUpdate","locationId":"l1","appointment":{"id":"a1","contactId":"c1"}}"#;
         let expect = |body: &[u8], kind, id: &str, deleted| {
@@ -301,10 +308,15 @@ mod tests {
         // Real payloads (highlevel-api-docs issue 332) omit contactId and body.
         let body = br#"{"type":"TaskCreate","locationId":"l1","id":"t1","title":"Call back"}"#;
         match WebhookEnvelope::parse(body).unwrap().action {
-            WebhookAction::Sync { kind: EntityKind::Task, parent: None, .. } => {}
+            WebhookAction::Sync {
+                kind: EntityKind::Task,
+                parent: None,
+                ..
+            } => {}
             other => panic!("{other:?}"),
         }
-        let no_id = br#"{"type":"AppointmentCreate","locationId":"l1","appointment":{"contactId":"c1"}}"#;
+        let no_id =
+            br#"{"type":"AppointmentCreate","locationId":"l1","appointment":{"contactId":"c1"}}"#;
         assert_eq!(
             WebhookEnvelope::parse(no_id).unwrap_err(),
             EnvelopeError::MissingField("appointment.id")
