@@ -18,7 +18,7 @@ mod support {
 use std::time::Duration;
 
 use ghl_holded_sync::domain::GhlId;
-use ghl_holded_sync::ghl::GhlClient;
+use ghl_holded_sync::ghl::{GhlClient, GhlError};
 use ghl_holded_sync::holded::{
     BillAddress, HoldedClient, HoldedContactFields, HoldedEndpoints, HoldedError,
     HoldedEventFields, SocialNetworks,
@@ -173,11 +173,24 @@ async fn ghl_client_requests_conform_to_the_calendars_spec() {
         ("GET", "/calendars/events/appointments/ocQHyuzHvysMo5N5VsXc")
     );
     assert_eq!(sent[0].request_header("version"), Some("2021-04-15"));
-    let appointment = result.expect("GhlClient::get_appointment failed against the spec's example");
-    assert!(
-        appointment.is_some(),
-        "Prism serves the example appointment"
-    );
+    if sent[0].response_violations().is_empty() {
+        let appointment =
+            result.expect("GhlClient::get_appointment failed against the spec's example");
+        assert!(
+            appointment.is_some(),
+            "Prism serves the example appointment"
+        );
+    } else {
+        // The request passed, but calendars.json's own example for this operation breaks its
+        // schema (`CalendarEventDTO` types startTime/endTime/dateAdded/dateUpdated as
+        // `object` with date-string examples, and isRecurring's example is the string
+        // "true"), so with `--errors` Prism replaces it with a 500 problem. Our client reads
+        // that as an outage, which is right for a 500; it is not a request violation.
+        assert!(
+            matches!(result, Err(GhlError::Unavailable { status: 500, .. })),
+            "expected Unavailable(500) for Prism's response-violation 500, got {result:?}"
+        );
+    }
 
     // --- Negative control: the Contacts `Version` is not accepted by the Calendars API.
     let response = raw_client()

@@ -513,6 +513,15 @@ impl Exchange {
             .collect()
     }
 
+    /// Violations located in the mock's response: the spec's own example breaks the spec's
+    /// schema. With `--errors` Prism then answers 500 instead; not a fault of the request.
+    pub fn response_violations(&self) -> Vec<serde_json::Value> {
+        self.violations()
+            .into_iter()
+            .filter(|v| v.pointer("/location/0").and_then(|l| l.as_str()) == Some("response"))
+            .collect()
+    }
+
     /// What is wrong with this exchange from a conformance point of view, if anything.
     pub fn problem(&self) -> Option<String> {
         if let Some(error) = &self.proxy_error {
@@ -524,9 +533,10 @@ impl Exchange {
                 "Prism found {in_request} violation(s) in the request (HTTP {})",
                 self.status
             ))
-        } else if self.is_prism_problem() {
-            // No such route or method, failed security, or a mock response that breaks
-            // the spec's own schema: Prism answered with its own error, not the spec's.
+        } else if self.is_prism_problem() && self.response_violations().is_empty() {
+            // No such route or method, or failed security: Prism answered with its own
+            // error, not the spec's. (A problem listing only response violations means the
+            // request passed; callers see those through `response_violations`.)
             Some(format!(
                 "Prism answered with its own error (HTTP {})",
                 self.status

@@ -73,7 +73,7 @@ pub(super) fn routes() -> Router<Shared> {
 /// Stores (or replaces by `id`) a record under `contact_id`.
 pub(super) fn put(kind: &ChildKind, state: &mut GhlState, contact_id: &str, mut record: Value) {
     record["contactId"] = json!(contact_id);
-    if kind.stamps_date_added && record.get("dateAdded").map_or(true, Value::is_null) {
+    if kind.stamps_date_added && record.get("dateAdded").is_none_or(Value::is_null) {
         record["dateAdded"] = json!(now_iso());
     }
     let records = (kind.records)(state)
@@ -128,7 +128,7 @@ async fn create(
     let missing: Vec<String> = kind
         .required
         .iter()
-        .filter(|field| body.get(**field).map_or(true, Value::is_null))
+        .filter(|field| body.get(**field).is_none_or(Value::is_null))
         .map(|field| format!("{field} should not be empty"))
         .collect();
     if !missing.is_empty() {

@@ -46,7 +46,7 @@ pub(super) fn now_iso() -> String {
 pub(super) fn store(state: &mut GhlState, mut contact: Value) {
     let now = now_iso();
     for field in ["dateAdded", "dateUpdated"] {
-        if contact.get(field).map_or(true, Value::is_null) {
+        if contact.get(field).is_none_or(Value::is_null) {
             contact[field] = json!(now);
         }
     }

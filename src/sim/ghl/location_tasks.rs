@@ -32,7 +32,7 @@ async fn search(
     let listed = |field: &str, value: &Value| {
         body[field]
             .as_array()
-            .map_or(true, |wanted| wanted.contains(value))
+            .is_none_or(|wanted| wanted.contains(value))
     };
     let completed = body["completed"].as_bool();
     let skip = body["skip"].as_u64().unwrap_or(0) as usize;
@@ -49,7 +49,7 @@ async fn search(
         })
         .flat_map(|(_, tasks)| tasks)
         .filter(|task| listed("taskIds", &task["id"]) && listed("contactIds", &task["contactId"]))
-        .filter(|task| completed.map_or(true, |c| task["completed"].as_bool() == Some(c)))
+        .filter(|task| completed.is_none_or(|c| task["completed"].as_bool() == Some(c)))
         .skip(skip)
         .take(limit)
         .cloned()

@@ -56,7 +56,7 @@ fn required<'a>(
 ) -> Result<Vec<&'a str>, Response> {
     let missing: Vec<String> = names
         .iter()
-        .filter(|name| form.get(**name).map_or(true, String::is_empty))
+        .filter(|name| form.get(**name).is_none_or(String::is_empty))
         .map(|name| format!("{name} should not be empty"))
         .collect();
     if !missing.is_empty() {

@@ -245,12 +245,10 @@ impl Filter {
                 let Some(at) = epoch_ms(&contact[field.as_str()]) else {
                     return false;
                 };
-                let above = lower.map_or(true, |(min, inclusive)| {
-                    at > min || (inclusive && at == min)
-                });
-                let below = upper.map_or(true, |(max, inclusive)| {
-                    at < max || (inclusive && at == max)
-                });
+                let above =
+                    lower.is_none_or(|(min, inclusive)| at > min || (inclusive && at == min));
+                let below =
+                    upper.is_none_or(|(max, inclusive)| at < max || (inclusive && at == max));
                 above && below
             }
         }

@@ -56,7 +56,7 @@ impl GhlState {
     /// The principal behind a bearer token, if it is known and not expired.
     pub(super) fn caller(&self, bearer: &str) -> Option<Caller> {
         let token = self.access_tokens.get(bearer)?;
-        let live = token.expires_at.map_or(true, |at| self.now() < at);
+        let live = token.expires_at.is_none_or(|at| self.now() < at);
         live.then(|| token.caller.clone())
     }
 }

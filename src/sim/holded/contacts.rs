@@ -210,12 +210,12 @@ async fn list(
         .account(&key)
         .contacts
         .iter()
-        .filter(|c| query.phone.as_deref().map_or(true, |p| c["phone"] == p))
-        .filter(|c| query.mobile.as_deref().map_or(true, |m| c["mobile"] == m))
+        .filter(|c| query.phone.as_deref().is_none_or(|p| c["phone"] == p))
+        .filter(|c| query.mobile.as_deref().is_none_or(|m| c["mobile"] == m))
         .filter(|c| {
-            custom_ids.as_ref().map_or(true, |ids| {
-                c["customId"].as_str().is_some_and(|id| ids.contains(&id))
-            })
+            custom_ids
+                .as_ref()
+                .is_none_or(|ids| c["customId"].as_str().is_some_and(|id| ids.contains(&id)))
         })
         .cloned()
         .collect();
