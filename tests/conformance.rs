@@ -146,13 +146,13 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     assert_eq!(response.status().as_u16(), 401);
     expect_refused(&mock.take(), "Invalid security scheme used");
 
-    // A wrong base path: Prism's "no such route" 404 reads as "contact deleted" to the
-    // client (`Ok(None)`), so only the recorded exchange shows the request was wrong.
+    // A wrong base path: a "no such route" 404 must not read as "contact deleted" (the
+    // delete policy would then act on every contact), but as a refusal naming the setting.
     let misrouted = GhlClient::new(mock.url().join("/v1/").expect("URL"), TIMEOUT);
     let result = misrouted.get_contact(&token, &id).await;
     assert!(
-        matches!(result, Ok(None)),
-        "expected Ok(None), got {result:?}"
+        matches!(&result, Err(GhlError::Rejected { status: 404, message }) if message.contains("GHL_API_BASE")),
+        "expected a 404 refusal naming GHL_API_BASE, got {result:?}"
     );
     expect_refused(&mock.take(), "NO_PATH_MATCHED_ERROR");
 }
@@ -466,12 +466,12 @@ async fn holded_client_requests_conform_to_the_invoice_spec() {
     );
 
     // The production base path (`…/api/invoicing/v1`) is not where Prism serves the spec:
-    // its "no such route" 404 reads as "no such contact" to the client.
+    // its "no such route" 404 must not read as "no such contact" (we would recreate it).
     let misrouted = HoldedClient::new(HoldedEndpoints::from_base(&mock.url()), TIMEOUT);
     let result = misrouted.get_contact(&key, id).await;
     assert!(
-        matches!(result, Err(HoldedError::NotFound)),
-        "expected NotFound, got {result:?}"
+        matches!(result, Err(HoldedError::Rejected { status: 404, .. })),
+        "expected a 404 refusal, got {result:?}"
     );
     expect_refused(&mock.take(), "NO_PATH_MATCHED_ERROR");
 }

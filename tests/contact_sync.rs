@@ -597,3 +597,36 @@ async fn invalid_configuration_stops_start_up_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.lines().any(|l| l.contains("WORKERS")), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_wrong_ghl_base_url_never_reads_as_deleted_contacts() {
+    let mut world = World::new().await;
+    world.env.insert(
+        "GHL_API_BASE".into(),
+        format!("{}/wrong-prefix", world.ghl.base_url()),
+    );
+    let existing = world
+        .holded
+        .put_contact(HOLDED_KEY, json!({ "name": "Keep me", "customId": "c1" }));
+    let service = world.start_service().await;
+    world.seed_contact("c1");
+    world
+        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+        .await;
+    let (state, error) = eventually("the item to be dead-lettered", SYNC, || async {
+        world
+            .work_row("c1")
+            .await
+            .filter(|(state, _)| state == "dead")
+    })
+    .await;
+    assert_eq!(state, "dead");
+    assert!(error.unwrap().contains("GHL_API_BASE"));
+    assert_eq!(
+        world.holded.requests().writes(),
+        0,
+        "nothing tagged or deleted"
+    );
+    let kept = world.holded.contact(HOLDED_KEY, &existing).unwrap();
+    assert_eq!(kept["tags"], json!([]));
+}

@@ -174,7 +174,17 @@ impl GhlClient {
             .await
             .map_err(|e| GhlError::Transport(upstream::describe(&e)))?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
+            let body = response.bytes().await.unwrap_or_default();
+            if record_missing(&body) {
+                return Ok(None);
+            }
+            return Err(GhlError::Rejected {
+                status: 404,
+                message: format!(
+                    "no such route (check GHL_API_BASE): {}",
+                    error_message(&body)
+                ),
+            });
         }
         let body = checked(response).await?;
         serde_json::from_slice(&body)
@@ -209,6 +219,19 @@ async fn checked(response: reqwest::Response) -> Result<bytes::Bytes, GhlError> 
     })
 }
 
+/// A 404 means "this record is gone" only when GHL says so in its own error shape. A route
+/// that does not exist (a wrong `GHL_API_BASE`, a proxy's page) must never read as "deleted":
+/// the delete policy would then tag or delete every Holded contact. NestJS, which serves the
+/// GHL API, words an unknown route "Cannot GET /path".
+fn record_missing(body: &[u8]) -> bool {
+    let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let status_ok = parsed.get("statusCode").and_then(serde_json::Value::as_u64) == Some(404);
+    let message = error_message(body);
+    status_ok && !message.starts_with("Cannot ")
+}
+
 /// `{statusCode, message, error?}` where `message` may be an array (422).
 fn error_message(body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
@@ -230,6 +253,20 @@ fn error_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_ghls_own_404_means_gone() {
+        assert!(record_missing(
+            br#"{"statusCode":404,"message":"Contact not found"}"#
+        ));
+        assert!(!record_missing(
+            br#"{"statusCode":404,"message":"Cannot GET /v9/contacts/x","error":"Not Found"}"#
+        ));
+        assert!(!record_missing(b"<html>404</html>"));
+        assert!(!record_missing(
+            br#"{"type":"https://stoplight.io/prism/errors#NO_PATH_MATCHED_ERROR","status":404}"#
+        ));
+    }
 
     #[test]
     fn error_messages_read_both_shapes() {

@@ -276,7 +276,9 @@ fn interpret(
         .unwrap_or_default()
         .to_owned();
     if envelope_status == Some(0) || !(200..300).contains(&status) {
-        if status == 404 || info.eq_ignore_ascii_case("not found") {
+        // Only Holded's own envelope says a record is gone; a bare 404 may be a wrong
+        // HOLDED_API_BASE, and must not make us recreate or forget records.
+        if info.eq_ignore_ascii_case("not found") {
             return Err(HoldedError::NotFound);
         }
         return Err(HoldedError::Rejected { status, info });
@@ -302,6 +304,14 @@ mod tests {
         );
         let err = interpret(200, true, None, br#"{"status":0,"info":"Not found"}"#).unwrap_err();
         assert!(matches!(err, HoldedError::NotFound));
+        let err = interpret(
+            404,
+            true,
+            None,
+            br#"{"status":404,"title":"Route not found"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, HoldedError::Rejected { status: 404, .. }));
     }
 
     #[test]
