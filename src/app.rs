@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::ghl::GhlClient;
 use crate::holded::{HoldedClient, HoldedEndpoints};
 use crate::http::{self, AppState};
-use crate::store::{self, SharedStore};
-use crate::sync::{ActivitySync, ContactSync, WorkSignal, WorkerPool, WorkerSettings};
-use crate::tenants::{StaticTenants, Tenant};
+use crate::store::{self, SharedStore, StoreRole};
+use crate::sync::{ActivitySync, ContactSync, Sweeper, WorkSignal, WorkerPool, WorkerSettings};
+use crate::tenants::{StaticTenants, Tenant, TenantDirectory};
 use crate::webhook::{WebhookIntake, WebhookVerifier};
 
 /// A running service. Dropping it does not stop it: call [`App::shutdown`].
@@ -38,7 +38,7 @@ impl App {
             config.ghl_webhook_ed25519_key.as_deref(),
             config.ghl_webhook_rsa_key.as_deref(),
         )?;
-        let store = store::open(&config.database_url)
+        let store = store::open(&config.database_url, StoreRole::Service)
             .await
             .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
         if let Some(missing) = config.missing_sync_settings() {
@@ -55,7 +55,7 @@ impl App {
                 .as_ref()
                 .map(|a| a.client_id.as_str()),
         );
-        let tenants = StaticTenants::new(
+        let tenants: Arc<dyn TenantDirectory> = Arc::new(StaticTenants::new(
             config
                 .single_location
                 .iter()
@@ -66,20 +66,35 @@ impl App {
                     delete_policy: config.delete_policy,
                 })
                 .collect(),
+        ));
+        let ghl = GhlClient::with_budget(
+            config.ghl_api_base.clone(),
+            config.upstream_timeout,
+            config.ghl_rate_limit,
+            config.ghl_daily_limit,
         );
-        let ghl = GhlClient::new(config.ghl_api_base.clone(), config.upstream_timeout);
-        let holded = HoldedClient::new(
+        let holded = HoldedClient::with_budget(
             HoldedEndpoints::from_base(&config.holded_api_base),
             config.upstream_timeout,
+            config.holded_rate_limit,
+        );
+        let sweeper = Sweeper::new(
+            store.clone(),
+            ghl.clone(),
+            tenants.clone(),
+            signal.clone(),
+            config.sweep_interval,
         );
         let workers = WorkerPool::new(
             store.clone(),
-            Arc::new(tenants),
+            tenants.clone(),
             ContactSync::new(store.clone(), ghl.clone(), holded.clone()),
             ActivitySync::new(store.clone(), ghl, holded),
-            signal,
+            signal.clone(),
             WorkerSettings {
                 workers: config.workers,
+                max_attempts: i64::from(config.max_attempts),
+                retry_base: config.retry_base_delay,
                 ..WorkerSettings::default()
             },
         );
@@ -87,10 +102,15 @@ impl App {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let addr = listener.local_addr()?;
-        let router = http::router(AppState {
-            intake: Arc::new(intake),
-            store: store.clone(),
-        });
+        let router = http::router(
+            AppState {
+                intake: Arc::new(intake),
+                store: store.clone(),
+                tenants,
+                signal,
+            },
+            config.admin_token.clone(),
+        );
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, router)
@@ -101,6 +121,7 @@ impl App {
             }
         });
         tasks.spawn(workers.run(shutdown.clone()));
+        tasks.spawn(sweeper.run(shutdown.clone()));
         tasks.spawn(purge_events(
             store.clone(),
             config.event_retention,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use secrecy::SecretString;
 
+use crate::budget::RateLimit;
 use crate::domain::{DeletePolicy, LocationId};
 
 /// A start-up error: one line that names the variable and says what is wrong.
@@ -66,6 +67,11 @@ pub struct Config {
     pub webhook_replay_window: Duration,
     pub event_retention: Duration,
     pub upstream_timeout: Duration,
+    pub ghl_rate_limit: RateLimit,
+    pub ghl_daily_limit: u32,
+    pub holded_rate_limit: RateLimit,
+    pub max_attempts: u32,
+    pub retry_base_delay: Duration,
 }
 
 impl Config {
@@ -101,6 +107,11 @@ impl Config {
             webhook_replay_window: vars.duration("WEBHOOK_REPLAY_WINDOW", "2h")?,
             event_retention: vars.duration("EVENT_RETENTION", "7d")?,
             upstream_timeout: vars.duration("UPSTREAM_TIMEOUT", "30s")?,
+            ghl_rate_limit: vars.parse("GHL_RATE_LIMIT", "100/10s", RateLimit::parse)?,
+            ghl_daily_limit: vars.parse("GHL_DAILY_LIMIT", "200000", positive)?,
+            holded_rate_limit: vars.parse("HOLDED_RATE_LIMIT", "5/1s", RateLimit::parse)?,
+            max_attempts: vars.parse("SYNC_MAX_ATTEMPTS", "12", positive)?,
+            retry_base_delay: vars.duration("RETRY_BASE_DELAY", "1s")?,
         })
         .and_then(Config::checked)
     }
@@ -128,6 +139,13 @@ impl Config {
             None
         }
     }
+}
+
+fn positive(raw: &str) -> Result<u32, String> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "must be a whole number above zero".into())
 }
 
 struct Vars(HashMap<String, String>);
@@ -286,6 +304,10 @@ mod tests {
             ("DELETE_POLICY", "purge", "DELETE_POLICY"),
             ("GHL_API_BASE", "ftp://x", "GHL_API_BASE"),
             ("LISTEN_ADDR", "localhost", "LISTEN_ADDR"),
+            ("GHL_RATE_LIMIT", "100", "GHL_RATE_LIMIT"),
+            ("HOLDED_RATE_LIMIT", "0/1s", "HOLDED_RATE_LIMIT"),
+            ("GHL_DAILY_LIMIT", "-1", "GHL_DAILY_LIMIT"),
+            ("SYNC_MAX_ATTEMPTS", "0", "SYNC_MAX_ATTEMPTS"),
         ];
         for (name, value, expected) in cases {
             let err = Config::from_vars(vars(&[(name, value)])).unwrap_err();

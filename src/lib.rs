@@ -1,5 +1,7 @@
 //! ghl-holded-sync: keeps Holded in step with GoHighLevel sub-accounts.
 pub mod app;
+pub mod budget;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -3,6 +3,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::domain::{DeletePolicy, LocationId};
+use crate::ghl::GhlAccess;
 
 #[derive(Clone, Debug)]
 pub struct Tenant {
@@ -12,10 +13,22 @@ pub struct Tenant {
     pub delete_policy: DeletePolicy,
 }
 
+impl Tenant {
+    pub fn ghl(&self) -> GhlAccess<'_> {
+        GhlAccess {
+            location_id: &self.location_id,
+            token: &self.ghl_token,
+        }
+    }
+}
+
 #[async_trait]
 pub trait TenantDirectory: Send + Sync {
     /// The tenant for a location, or `None` when we hold no credentials for it.
     async fn tenant(&self, location_id: &LocationId) -> Option<Tenant>;
+
+    /// Every tenant we sync for (the sweeper walks them).
+    async fn all(&self) -> Vec<Tenant>;
 }
 
 /// Tenants fixed at start-up from the environment (the Private Integration setup).
@@ -34,5 +47,9 @@ impl TenantDirectory for StaticTenants {
             .iter()
             .find(|t| &t.location_id == location_id)
             .cloned()
+    }
+
+    async fn all(&self) -> Vec<Tenant> {
+        self.0.clone()
     }
 }

@@ -17,8 +17,8 @@ mod support {
 
 use std::time::Duration;
 
-use ghl_holded_sync::domain::GhlId;
-use ghl_holded_sync::ghl::{GhlClient, GhlError};
+use ghl_holded_sync::domain::{GhlId, LocationId};
+use ghl_holded_sync::ghl::{GhlAccess, GhlClient, GhlError};
 use ghl_holded_sync::holded::{
     BillAddress, HoldedClient, HoldedContactFields, HoldedEndpoints, HoldedError,
     HoldedEventFields, SocialNetworks,
@@ -39,10 +39,15 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     let mock = MockApi::start(&spec).await;
     let client = GhlClient::new(mock.url(), TIMEOUT);
     let token = SecretString::from("any-token");
+    let location = LocationId::parse("ve9EPM428h8vShlRW1KT").expect("location id");
+    let access = GhlAccess {
+        location_id: &location,
+        token: &token,
+    };
     let id = GhlId::parse("nmFmQEsNgz6AVpgLVUJ0").expect("valid id");
 
     // --- GET /contacts/{contactId}
-    let result = client.get_contact(&token, &id).await;
+    let result = client.get_contact(access, &id).await;
     let sent = mock.assert_conformant("GhlClient::get_contact", 1);
     assert_eq!(sent[0].method, "GET");
     assert_eq!(sent[0].target, "/contacts/nmFmQEsNgz6AVpgLVUJ0");
@@ -58,7 +63,7 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     let task_id = GhlId::parse("sv2ZiGUTnmaTSTl4VbZ2").expect("valid id");
     let note_id = GhlId::parse("ITjFGK9SdmnYLsW2GgfW").expect("valid id");
 
-    let result = client.get_task(&token, &id, &task_id).await;
+    let result = client.get_task(access, &id, &task_id).await;
     let sent = mock.assert_conformant("GhlClient::get_task", 1);
     assert_eq!(
         (sent[0].method.as_str(), sent[0].target.as_str()),
@@ -70,13 +75,13 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     let task = result.expect("GhlClient::get_task failed against the spec's example");
     assert!(task.is_some(), "Prism serves the example task");
 
-    let result = client.list_tasks(&token, &id).await;
+    let result = client.list_tasks(access, &id).await;
     let sent = mock.assert_conformant("GhlClient::list_tasks", 1);
     assert_eq!(sent[0].target, "/contacts/nmFmQEsNgz6AVpgLVUJ0/tasks");
     let tasks = result.expect("GhlClient::list_tasks failed against the spec's example");
     assert!(!tasks.is_empty(), "Prism serves the example task list");
 
-    let result = client.get_note(&token, &id, &note_id).await;
+    let result = client.get_note(access, &id, &note_id).await;
     let sent = mock.assert_conformant("GhlClient::get_note", 1);
     assert_eq!(
         sent[0].target,
@@ -85,13 +90,13 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     let note = result.expect("GhlClient::get_note failed against the spec's example");
     assert!(note.is_some(), "Prism serves the example note");
 
-    let result = client.list_notes(&token, &id).await;
+    let result = client.list_notes(access, &id).await;
     let sent = mock.assert_conformant("GhlClient::list_notes", 1);
     assert_eq!(sent[0].target, "/contacts/nmFmQEsNgz6AVpgLVUJ0/notes");
     let notes = result.expect("GhlClient::list_notes failed against the spec's example");
     assert!(!notes.is_empty(), "Prism serves the example note list");
 
-    let result = client.list_appointments(&token, &id).await;
+    let result = client.list_appointments(access, &id).await;
     let sent = mock.assert_conformant("GhlClient::list_appointments", 1);
     assert_eq!(
         sent[0].target,
@@ -102,6 +107,18 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     assert!(
         !appointments.is_empty(),
         "Prism serves the example appointment list"
+    );
+
+    // The sweeper's and the backfill's search (the spec's body schema is an empty object).
+    let since = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("time");
+    let result = client.search_updated_since(access, since, None, 100).await;
+    let sent = mock.assert_conformant("GhlClient::search_updated_since", 1);
+    assert_eq!(sent[0].target, "/contacts/search");
+    // The spec documents no response body for search, so Prism answers 200 with none;
+    // what matters here is that the request passed validation.
+    assert!(
+        matches!(result, Ok(_) | Err(GhlError::BadBody(_))),
+        "unexpected answer: {result:?}"
     );
 
     // --- Negative controls: requests that break the spec must be refused and detected.
@@ -149,7 +166,7 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     // A wrong base path: a "no such route" 404 must not read as "contact deleted" (the
     // delete policy would then act on every contact), but as a refusal naming the setting.
     let misrouted = GhlClient::new(mock.url().join("/v1/").expect("URL"), TIMEOUT);
-    let result = misrouted.get_contact(&token, &id).await;
+    let result = misrouted.get_contact(access, &id).await;
     assert!(
         matches!(&result, Err(GhlError::Rejected { status: 404, message }) if message.contains("GHL_API_BASE")),
         "expected a 404 refusal naming GHL_API_BASE, got {result:?}"
@@ -163,10 +180,15 @@ async fn ghl_client_requests_conform_to_the_calendars_spec() {
     let mock = MockApi::start(&spec).await;
     let client = GhlClient::new(mock.url(), TIMEOUT);
     let token = SecretString::from("any-token");
+    let location = LocationId::parse("ve9EPM428h8vShlRW1KT").expect("location id");
+    let access = GhlAccess {
+        location_id: &location,
+        token: &token,
+    };
     let event_id = GhlId::parse("ocQHyuzHvysMo5N5VsXc").expect("valid id");
 
     // --- GET /calendars/events/appointments/{eventId} (Calendars family: its own `Version`)
-    let result = client.get_appointment(&token, &event_id).await;
+    let result = client.get_appointment(access, &event_id).await;
     let sent = mock.assert_conformant("GhlClient::get_appointment", 1);
     assert_eq!(
         (sent[0].method.as_str(), sent[0].target.as_str()),

@@ -1,13 +1,16 @@
 //! Calls to the GHL API with the per-family `Version` header and a bearer token.
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::models::{
     AppointmentEnvelope, AppointmentList, ContactEnvelope, GhlAppointment, GhlContact, GhlNote,
-    GhlTask, NoteEnvelope, NoteList, TaskEnvelope, TaskList,
+    GhlTask, NoteEnvelope, NoteList, SearchPage, TaskEnvelope, TaskList,
 };
+use crate::budget::{Observed, RateBudgets, RateLimit};
 use crate::domain::{GhlId, LocationId};
 use crate::upstream;
 
@@ -32,93 +35,113 @@ pub enum GhlError {
     BadBody(String),
 }
 
+/// Who a call is for: the location's budget is charged, its token sent.
+#[derive(Clone, Copy)]
+pub struct GhlAccess<'a> {
+    pub location_id: &'a LocationId,
+    pub token: &'a SecretString,
+}
+
+/// GHL's documented limits per app and location (reference §5); headers correct them.
+pub const DEFAULT_BURST: RateLimit = RateLimit {
+    calls: 100,
+    per: Duration::from_secs(10),
+};
+pub const DEFAULT_DAILY: u32 = 200_000;
+
 #[derive(Clone)]
 pub struct GhlClient {
     http: reqwest::Client,
     base: url::Url,
+    budgets: Arc<RateBudgets<LocationId>>,
 }
 
 impl GhlClient {
     pub fn new(base: url::Url, timeout: Duration) -> Self {
+        Self::with_budget(base, timeout, DEFAULT_BURST, DEFAULT_DAILY)
+    }
+
+    pub fn with_budget(base: url::Url, timeout: Duration, burst: RateLimit, daily: u32) -> Self {
         GhlClient {
             http: upstream::http_client(timeout),
             base,
+            budgets: Arc::new(RateBudgets::new(burst, Some(daily))),
         }
     }
 
     /// The current contact, or `None` when GHL no longer has it (404).
     pub async fn get_contact(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         contact_id: &GhlId,
     ) -> Result<Option<GhlContact>, GhlError> {
         let found: Option<ContactEnvelope> = self
-            .get(token, CONTACTS_VERSION, &["contacts", contact_id.as_str()])
+            .get(access, CONTACTS_VERSION, &["contacts", contact_id.as_str()])
             .await?;
         Ok(found.map(|e| e.contact))
     }
 
     pub async fn get_task(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         contact_id: &GhlId,
         task_id: &GhlId,
     ) -> Result<Option<GhlTask>, GhlError> {
         let path = ["contacts", contact_id.as_str(), "tasks", task_id.as_str()];
-        let found: Option<TaskEnvelope> = self.get(token, CONTACTS_VERSION, &path).await?;
+        let found: Option<TaskEnvelope> = self.get(access, CONTACTS_VERSION, &path).await?;
         Ok(found.map(|e| e.task))
     }
 
     /// A contact's tasks (no pagination in the spec); empty when the contact is gone.
     pub async fn list_tasks(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         contact_id: &GhlId,
     ) -> Result<Vec<GhlTask>, GhlError> {
         let path = ["contacts", contact_id.as_str(), "tasks"];
-        let found: Option<TaskList> = self.get(token, CONTACTS_VERSION, &path).await?;
+        let found: Option<TaskList> = self.get(access, CONTACTS_VERSION, &path).await?;
         Ok(found.map(|l| l.tasks).unwrap_or_default())
     }
 
     pub async fn get_note(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         contact_id: &GhlId,
         note_id: &GhlId,
     ) -> Result<Option<GhlNote>, GhlError> {
         let path = ["contacts", contact_id.as_str(), "notes", note_id.as_str()];
-        let found: Option<NoteEnvelope> = self.get(token, CONTACTS_VERSION, &path).await?;
+        let found: Option<NoteEnvelope> = self.get(access, CONTACTS_VERSION, &path).await?;
         Ok(found.map(|e| e.note))
     }
 
     pub async fn list_notes(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         contact_id: &GhlId,
     ) -> Result<Vec<GhlNote>, GhlError> {
         let path = ["contacts", contact_id.as_str(), "notes"];
-        let found: Option<NoteList> = self.get(token, CONTACTS_VERSION, &path).await?;
+        let found: Option<NoteList> = self.get(access, CONTACTS_VERSION, &path).await?;
         Ok(found.map(|l| l.notes).unwrap_or_default())
     }
 
     /// `GET /calendars/events/appointments/{eventId}` (Calendars family: `Version: 2021-04-15`).
     pub async fn get_appointment(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         event_id: &GhlId,
     ) -> Result<Option<GhlAppointment>, GhlError> {
         let path = ["calendars", "events", "appointments", event_id.as_str()];
-        let found: Option<AppointmentEnvelope> = self.get(token, CALENDARS_VERSION, &path).await?;
+        let found: Option<AppointmentEnvelope> = self.get(access, CALENDARS_VERSION, &path).await?;
         Ok(found.map(|e| e.event))
     }
 
     pub async fn list_appointments(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         contact_id: &GhlId,
     ) -> Result<Vec<GhlAppointment>, GhlError> {
         let path = ["contacts", contact_id.as_str(), "appointments"];
-        let found: Option<AppointmentList> = self.get(token, CONTACTS_VERSION, &path).await?;
+        let found: Option<AppointmentList> = self.get(access, CONTACTS_VERSION, &path).await?;
         Ok(found.map(|l| l.events).unwrap_or_default())
     }
 
@@ -128,27 +151,19 @@ impl GhlClient {
     /// answer by id, so a server that ignores the filter cannot mislead us.
     pub async fn find_task_contact(
         &self,
-        token: &SecretString,
-        location_id: &LocationId,
+        access: GhlAccess<'_>,
         task_id: &GhlId,
     ) -> Result<Option<GhlId>, GhlError> {
-        let url = upstream::join(
-            &self.base,
-            &["locations", location_id.as_str(), "tasks", "search"],
-        );
-        let response = self
-            .http
-            .post(url)
-            .bearer_auth(token.expose_secret())
-            .header("Version", CONTACTS_VERSION)
-            .header("Accept", "application/json")
-            .json(&serde_json::json!({ "taskIds": [task_id.as_str()] }))
-            .send()
-            .await
-            .map_err(|e| GhlError::Transport(upstream::describe(&e)))?;
-        let body = checked(response).await?;
+        let path = ["locations", access.location_id.as_str(), "tasks", "search"];
+        let body = serde_json::json!({ "taskIds": [task_id.as_str()] });
+        let answer = self
+            .send(access, Method::POST, CONTACTS_VERSION, &path, Some(&body))
+            .await?;
+        let Some(answer) = answer else {
+            return Ok(None);
+        };
         let found: TaskList =
-            serde_json::from_slice(&body).map_err(|e| GhlError::BadBody(e.to_string()))?;
+            serde_json::from_slice(&answer).map_err(|e| GhlError::BadBody(e.to_string()))?;
         Ok(found
             .tasks
             .into_iter()
@@ -157,22 +172,85 @@ impl GhlClient {
             .and_then(|c| GhlId::parse(&c).ok()))
     }
 
+    /// One page of the location's contacts updated at or after `since`, oldest change
+    /// first, continuing after `cursor`. The request body is undocumented in the spec; this
+    /// follows the (UNVERIFIED) public description reference §1.4 cites.
+    pub async fn search_updated_since(
+        &self,
+        access: GhlAccess<'_>,
+        since: chrono::DateTime<chrono::Utc>,
+        cursor: Option<&serde_json::Value>,
+        page_limit: u32,
+    ) -> Result<SearchPage, GhlError> {
+        let mut body = serde_json::json!({
+            "locationId": access.location_id.as_str(),
+            "pageLimit": page_limit,
+            "filters": [{
+                "field": "dateUpdated",
+                "operator": "range",
+                "value": { "gte": since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) },
+            }],
+            "sort": [{ "field": "dateUpdated", "direction": "asc" }],
+        });
+        if let Some(cursor) = cursor {
+            body["searchAfter"] = cursor.clone();
+        }
+        let answer = self
+            .send(
+                access,
+                Method::POST,
+                CONTACTS_VERSION,
+                &["contacts", "search"],
+                Some(&body),
+            )
+            .await?
+            .unwrap_or_default();
+        serde_json::from_slice(&answer).map_err(|e| GhlError::BadBody(e.to_string()))
+    }
+
     /// A GET whose 404 means "no longer exists".
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
-        token: &SecretString,
+        access: GhlAccess<'_>,
         version: &str,
         path: &[&str],
     ) -> Result<Option<T>, GhlError> {
-        let response = self
+        let Some(body) = self.send(access, Method::GET, version, path, None).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| GhlError::BadBody(e.to_string()))
+    }
+
+    /// One call within the location's budget; the answer's rate-limit headers feed the
+    /// budget back. `None` when GHL says the record does not exist.
+    async fn send(
+        &self,
+        access: GhlAccess<'_>,
+        method: Method,
+        version: &str,
+        path: &[&str],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<bytes::Bytes>, GhlError> {
+        self.budgets.acquire(access.location_id).await;
+        let mut request = self
             .http
-            .get(upstream::join(&self.base, path))
-            .bearer_auth(token.expose_secret())
+            .request(method, upstream::join(&self.base, path))
+            .bearer_auth(access.token.expose_secret())
             .header("Version", version)
-            .header("Accept", "application/json")
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| GhlError::Transport(upstream::describe(&e)))?;
+        self.budgets.observe(
+            access.location_id,
+            observed_limits(response.status(), response.headers()),
+        );
         if response.status() == StatusCode::NOT_FOUND {
             let body = response.bytes().await.unwrap_or_default();
             if record_missing(&body) {
@@ -186,10 +264,27 @@ impl GhlClient {
                 ),
             });
         }
-        let body = checked(response).await?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| GhlError::BadBody(e.to_string()))
+        checked(response).await.map(Some)
+    }
+}
+
+/// The five `X-RateLimit-*` headers of reference §5; a 429 without `Retry-After` waits out
+/// the interval.
+fn observed_limits(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Observed {
+    let number =
+        |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+    let interval = number("x-ratelimit-interval-milliseconds").map(Duration::from_millis);
+    let retry_after = (status == StatusCode::TOO_MANY_REQUESTS).then(|| {
+        upstream::retry_after(headers)
+            .or(interval)
+            .unwrap_or(DEFAULT_BURST.per)
+    });
+    Observed {
+        max: number("x-ratelimit-max").map(|n| n as u32),
+        interval,
+        remaining: number("x-ratelimit-remaining").map(|n| n as u32),
+        daily_remaining: number("x-ratelimit-daily-remaining").map(|n| n as u32),
+        retry_after,
     }
 }
 

@@ -2,5 +2,5 @@
 mod client;
 mod models;
 
-pub use client::{GhlClient, GhlError};
-pub use models::{GhlAppointment, GhlContact, GhlNote, GhlTask};
+pub use client::{GhlAccess, GhlClient, GhlError, DEFAULT_BURST, DEFAULT_DAILY};
+pub use models::{GhlAppointment, GhlContact, GhlNote, GhlTask, SearchHit, SearchPage};

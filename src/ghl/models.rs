@@ -102,3 +102,22 @@ pub(super) struct AppointmentList {
     #[serde(default)]
     pub events: Vec<GhlAppointment>,
 }
+
+/// One hit of `POST /contacts/search` (`ContactsSearchSchema`, plus the cursor).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub id: String,
+    pub date_updated: Option<String>,
+    /// The cursor to continue after this hit (`searchAfter`, UNVERIFIED mirror).
+    pub search_after: Option<serde_json::Value>,
+}
+
+/// One page of `POST /contacts/search`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct SearchPage {
+    #[serde(default)]
+    pub contacts: Vec<SearchHit>,
+    /// How many contacts match in all (UNVERIFIED mirror).
+    pub total: Option<u64>,
+}

@@ -1,6 +1,9 @@
 //! Calls to Holded v1 with the `key` header. HTTP 200 is not success on its own: Holded
 //! answers some failures with `{"status":0,…}` or an HTML page and a 200.
+use std::sync::Arc;
 use std::time::Duration;
+
+use sha2::Digest;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
@@ -10,6 +13,7 @@ use serde::Serialize;
 use super::models::{
     CreateContactBody, HoldedContact, HoldedContactFields, HoldedEventFields, TagsBody,
 };
+use crate::budget::{Observed, RateBudgets, RateLimit};
 use crate::upstream;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +53,19 @@ impl HoldedEndpoints {
     }
 }
 
+/// Holded documents no v1 limit (reference §2.6); existing clients self-throttle to
+/// 10/s, and v2 allows 100/min. Five a second stays clear of both.
+pub const DEFAULT_LIMIT: RateLimit = RateLimit {
+    calls: 5,
+    per: Duration::from_secs(1),
+};
+
 #[derive(Clone)]
 pub struct HoldedClient {
     http: reqwest::Client,
     endpoints: HoldedEndpoints,
+    /// Keyed by a digest of the API key: one budget per Holded account.
+    budgets: Arc<RateBudgets<[u8; 32]>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -62,9 +75,14 @@ struct Created {
 
 impl HoldedClient {
     pub fn new(endpoints: HoldedEndpoints, timeout: Duration) -> Self {
+        Self::with_budget(endpoints, timeout, DEFAULT_LIMIT)
+    }
+
+    pub fn with_budget(endpoints: HoldedEndpoints, timeout: Duration, limit: RateLimit) -> Self {
         HoldedClient {
             http: upstream::http_client(timeout),
             endpoints,
+            budgets: Arc::new(RateBudgets::new(limit, None)),
         }
     }
 
@@ -216,6 +234,8 @@ impl HoldedClient {
         url: url::Url,
         body: Option<&B>,
     ) -> Result<serde_json::Value, HoldedError> {
+        let account: [u8; 32] = sha2::Sha256::digest(key.expose_secret().as_bytes()).into();
+        self.budgets.acquire(&account).await;
         let mut key_header =
             HeaderValue::from_str(key.expose_secret()).map_err(|_| HoldedError::Unauthorized(0))?;
         key_header.set_sensitive(true);
@@ -233,6 +253,16 @@ impl HoldedClient {
             .map_err(|e| HoldedError::Transport(upstream::describe(&e)))?;
         let status = response.status().as_u16();
         let retry_after = upstream::retry_after(response.headers());
+        if status == 429 {
+            let pause = retry_after.unwrap_or(Duration::from_secs(1));
+            self.budgets.observe(
+                &account,
+                Observed {
+                    retry_after: Some(pause),
+                    ..Observed::default()
+                },
+            );
+        }
         let is_json = response
             .headers()
             .get(CONTENT_TYPE)

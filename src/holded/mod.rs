@@ -2,7 +2,7 @@
 mod client;
 mod models;
 
-pub use client::{HoldedClient, HoldedEndpoints, HoldedError};
+pub use client::{HoldedClient, HoldedEndpoints, HoldedError, DEFAULT_LIMIT};
 pub use models::{
     BillAddress, HoldedContact, HoldedContactFields, HoldedEventFields, SocialNetworks,
 };

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// Adds `WWW-Authenticate: Bearer` (a 401 of a bearer-protected route).
+    pub www_authenticate: bool,
 }
 
 #[derive(Serialize)]
@@ -26,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            www_authenticate: false,
         }
     }
 
@@ -53,6 +56,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.www_authenticate {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -242,6 +242,81 @@ pub async fn children_are_linked_to_their_contact(store: SharedStore) {
         .is_empty());
 }
 
+pub async fn operators_list_and_replay_dead_work(store: SharedStore) {
+    for id in ["c1", "c2", "c3"] {
+        store
+            .ingest(event(&format!("e-{id}"), id, false))
+            .await
+            .unwrap();
+    }
+    let items = store.claim(3, LEASE).await.unwrap();
+    for item in &items[..2] {
+        store.bury(item, "Holded refused").await.unwrap();
+    }
+    let counts = store.work_counts().await.unwrap();
+    assert!(counts.contains(&(WorkState::Dead, 2)) && counts.contains(&(WorkState::Pending, 1)));
+    let dead = store.list_work(Some(WorkState::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 2);
+    assert!(dead
+        .iter()
+        .all(|d| d.last_error.as_deref() == Some("Holded refused")));
+    assert_eq!(store.list_work(None, 10).await.unwrap().len(), 3);
+    assert_eq!(store.list_work(None, 1).await.unwrap().len(), 1);
+
+    assert_eq!(store.replay_dead(Some(dead[0].id)).await.unwrap(), 1);
+    assert_eq!(
+        store.replay_dead(Some(dead[0].id)).await.unwrap(),
+        0,
+        "no longer dead"
+    );
+    assert_eq!(store.replay_dead(None).await.unwrap(), 1);
+    let replayed = store.work_status(&dead[0].key).await.unwrap().unwrap();
+    assert_eq!((replayed.state, replayed.attempts), (WorkState::Pending, 0));
+    // The old lease cannot finish a replayed item as done: it belongs to a newer generation.
+    assert_eq!(
+        store.finish(&items[0], LinkUpdate::Keep).await.unwrap(),
+        Completion::LeaseLost
+    );
+    assert_eq!(store.claim(10, LEASE).await.unwrap().len(), 2);
+}
+
+pub async fn sweep_and_backfill_positions_persist(store: SharedStore) {
+    let location = LocationId::parse("loc1").unwrap();
+    assert_eq!(store.sweep_watermark(&location).await.unwrap(), None);
+    let at = chrono::DateTime::from_timestamp_millis(1_790_000_000_123).unwrap();
+    store.set_sweep_watermark(&location, at).await.unwrap();
+    store.set_sweep_watermark(&location, at).await.unwrap();
+    assert_eq!(store.sweep_watermark(&location).await.unwrap(), Some(at));
+
+    assert_eq!(store.backfill_progress(&location).await.unwrap(), None);
+    let progress = BackfillProgress {
+        cursor: Some(serde_json::json!([1_790_000_000_000i64, "c9"])),
+        pages: 3,
+        contacts: 250,
+        finished: false,
+    };
+    store
+        .save_backfill_progress(&location, &progress)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.backfill_progress(&location).await.unwrap(),
+        Some(progress.clone())
+    );
+    let done = BackfillProgress {
+        finished: true,
+        ..progress
+    };
+    store
+        .save_backfill_progress(&location, &done)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.backfill_progress(&location).await.unwrap(),
+        Some(done)
+    );
+}
+
 macro_rules! contract_suite {
     ($open:expr) => {
         #[tokio::test]
@@ -278,6 +353,16 @@ macro_rules! contract_suite {
         async fn children_are_linked_to_their_contact() {
             let (store, _guard) = $open;
             super::contract_tests::children_are_linked_to_their_contact(store).await;
+        }
+        #[tokio::test]
+        async fn operators_list_and_replay_dead_work() {
+            let (store, _guard) = $open;
+            super::contract_tests::operators_list_and_replay_dead_work(store).await;
+        }
+        #[tokio::test]
+        async fn sweep_and_backfill_positions_persist() {
+            let (store, _guard) = $open;
+            super::contract_tests::sweep_and_backfill_positions_persist(store).await;
         }
         #[tokio::test]
         async fn purge_keeps_recent_events() {

@@ -2,6 +2,8 @@
 //! `http` and `sync` talk to `dyn Store`; only this folder knows SQL.
 #[cfg(test)]
 mod contract_tests;
+mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{EntityKey, GhlId, LocationId};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,8 @@ pub enum WorkState {
 }
 
 impl WorkState {
+    pub const ALL: [WorkState; 3] = [WorkState::Pending, WorkState::Done, WorkState::Dead];
+
     pub fn as_str(self) -> &'static str {
         match self {
             WorkState::Pending => "pending",
@@ -115,16 +120,40 @@ impl WorkState {
             WorkState::Dead => "dead",
         }
     }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
 }
 
 /// A work row as an operator sees it.
 #[derive(Clone, Debug)]
 pub struct WorkStatus {
+    pub id: i64,
+    pub updated_at: DateTime<Utc>,
     pub key: EntityKey,
     pub state: WorkState,
     pub generation: i64,
     pub attempts: i64,
     pub last_error: Option<String>,
+}
+
+/// Where a backfill of one location stands, saved after every page it queues.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackfillProgress {
+    /// The search cursor after the last queued page (`None` before the first).
+    pub cursor: Option<serde_json::Value>,
+    pub pages: i64,
+    pub contacts: i64,
+    pub finished: bool,
+}
+
+/// Who opens the store. The service of a single-replica SQLite file may reclaim the leases
+/// a dead process left; a tool run beside a live service must not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreRole {
+    Service,
+    Tool,
 }
 
 #[async_trait]
@@ -173,17 +202,54 @@ pub trait Store: Send + Sync {
 
     /// Drops events received before `before`; returns how many went.
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    async fn work_counts(&self) -> Result<Vec<(WorkState, i64)>, StoreError>;
+
+    /// Work rows, most recently changed first, optionally of one state.
+    async fn list_work(
+        &self,
+        state: Option<WorkState>,
+        limit: i64,
+    ) -> Result<Vec<WorkStatus>, StoreError>;
+
+    /// Queues dead items again (one by id, or all): due now, attempts reset, a new
+    /// generation. Returns how many.
+    async fn replay_dead(&self, id: Option<i64>) -> Result<u64, StoreError>;
+
+    async fn sweep_watermark(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    async fn set_sweep_watermark(
+        &self,
+        location_id: &LocationId,
+        watermark: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn backfill_progress(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Option<BackfillProgress>, StoreError>;
+
+    async fn save_backfill_progress(
+        &self,
+        location_id: &LocationId,
+        progress: &BackfillProgress,
+    ) -> Result<(), StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
 
 /// Opens the store named by `DATABASE_URL` and runs its migrations.
-pub async fn open(database_url: &str) -> Result<SharedStore, StoreError> {
+pub async fn open(database_url: &str, role: StoreRole) -> Result<SharedStore, StoreError> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(database_url).await?))
+        Ok(Arc::new(SqliteStore::open(database_url, role).await?))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(database_url).await?))
     } else {
-        Err(StoreError::NotMigrated(
-            "PostgreSQL is not supported yet; use a sqlite:// DATABASE_URL".into(),
-        ))
+        Err(StoreError::Database(sqlx::Error::Configuration(
+            "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
+        )))
     }
 }

@@ -109,14 +109,10 @@ impl ActivitySync {
         key: &EntityKey,
         parent: Option<GhlId>,
     ) -> Result<Option<(GhlId, GhlActivity)>, SyncError> {
-        let token = &tenant.ghl_token;
+        let token = tenant.ghl();
         let id = &key.ghl_id;
         let parent = match (key.kind, parent) {
-            (EntityKind::Task, None) => {
-                self.ghl
-                    .find_task_contact(token, &key.location_id, id)
-                    .await?
-            }
+            (EntityKind::Task, None) => self.ghl.find_task_contact(token, id).await?,
             (_, parent) => parent,
         };
         let require = |parent: Option<GhlId>| {

@@ -3,14 +3,13 @@ use std::time::Duration;
 
 use rand::Rng;
 
-const BASE: Duration = Duration::from_secs(1);
 const CAP: Duration = Duration::from_secs(3600);
 
 /// Delay before attempt `attempts + 1`: uniform in [0, min(cap, base·2^attempts)], at least
 /// `retry_after`. Full jitter spreads a thundering herd after an outage.
-pub fn delay(attempts: i64, retry_after: Option<Duration>) -> Duration {
+pub fn delay(base: Duration, attempts: i64, retry_after: Option<Duration>) -> Duration {
     let exponent = attempts.clamp(0, 30) as u32;
-    let ceiling = BASE.saturating_mul(1u32 << exponent.min(31)).min(CAP);
+    let ceiling = base.saturating_mul(1u32 << exponent).min(CAP);
     let jittered =
         Duration::from_millis(rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64));
     jittered.max(retry_after.unwrap_or_default().min(CAP))
@@ -22,11 +21,15 @@ mod tests {
 
     #[test]
     fn grows_caps_and_honours_retry_after() {
+        let base = Duration::from_secs(1);
         for _ in 0..200 {
-            assert!(delay(0, None) <= Duration::from_secs(1));
-            assert!(delay(3, None) <= Duration::from_secs(8));
-            assert!(delay(40, None) <= CAP);
-            assert!(delay(0, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+            assert!(delay(base, 0, None) <= Duration::from_secs(1));
+            assert!(delay(base, 3, None) <= Duration::from_secs(8));
+            assert!(delay(base, 40, None) <= CAP);
+            assert!(delay(base, 0, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
         }
+        let spread: std::collections::HashSet<Duration> =
+            (0..50).map(|_| delay(base, 5, None)).collect();
+        assert!(spread.len() > 10, "jittered, not fixed");
     }
 }

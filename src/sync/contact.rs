@@ -61,7 +61,7 @@ impl ContactSync {
         if item.deleted {
             return self.apply_delete_policy(tenant, &item.key, link).await;
         }
-        let token = &tenant.ghl_token;
+        let token = tenant.ghl();
         let Some(contact) = self.ghl.get_contact(token, &item.key.ghl_id).await? else {
             return self.apply_delete_policy(tenant, &item.key, link).await;
         };
@@ -138,7 +138,7 @@ impl ContactSync {
         contact: &GhlId,
         first_sync: bool,
     ) -> Result<Children, SyncError> {
-        let token = &tenant.ghl_token;
+        let token = tenant.ghl();
         let tasks = self.ghl.list_tasks(token, contact).await?;
         let mut history = Vec::new();
         if first_sync {

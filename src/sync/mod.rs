@@ -5,6 +5,7 @@ mod backoff;
 mod contact;
 mod error;
 mod mapper;
+mod sweeper;
 mod worker;
 
 pub use activity::ActivitySync;
@@ -12,4 +13,5 @@ pub use activity_mapper::{unix_seconds, ActivityMapper, GhlActivity, MappedEvent
 pub use contact::{ContactSync, Synced};
 pub use error::SyncError;
 pub use mapper::{canonical_phone, ContactMapper, MappedContact};
+pub use sweeper::{contact_work, Sweeper};
 pub use worker::{WorkSignal, WorkerPool, WorkerSettings};

@@ -32,6 +32,8 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Attempts before a transiently failing item is moved to the dead state.
     pub max_attempts: i64,
+    /// The first retry waits up to this long; each further one up to twice as long.
+    pub retry_base: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -41,6 +43,7 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
             max_attempts: 12,
+            retry_base: Duration::from_secs(1),
         }
     }
 }
@@ -134,7 +137,7 @@ impl WorkerPool {
                 reason,
                 retry_after,
             }) if item.attempts + 1 < self.settings.max_attempts => {
-                let delay = backoff::delay(item.attempts, retry_after);
+                let delay = backoff::delay(self.settings.retry_base, item.attempts, retry_after);
                 let due = chrono::Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                 tracing::warn!(

@@ -172,6 +172,17 @@ impl World {
             .unwrap()
     }
 
+    /// GHL ids of every dead work item, sorted.
+    pub async fn dead_ghl_ids(&self) -> Vec<String> {
+        use sqlx::ConnectOptions;
+        let options: sqlx::sqlite::SqliteConnectOptions = self.database_url().parse().unwrap();
+        let mut conn = options.read_only(true).connect().await.unwrap();
+        sqlx::query_scalar("SELECT ghl_id FROM work WHERE state = 'dead' ORDER BY ghl_id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    }
+
     /// GHL fetches of one contact record so far (not of its tasks, notes, appointments).
     pub fn ghl_fetches(&self, id: &str) -> usize {
         let path = format!("/contacts/{id}");

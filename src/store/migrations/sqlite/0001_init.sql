@@ -65,3 +65,13 @@ CREATE TABLE sweeps (
     location_id TEXT PRIMARY KEY,
     watermark   INTEGER NOT NULL
 );
+
+-- Where a `backfill` of a location stands, so a rerun resumes after the last queued page.
+CREATE TABLE backfills (
+    location_id TEXT PRIMARY KEY,
+    cursor      TEXT,              -- JSON search cursor
+    pages       INTEGER NOT NULL,
+    contacts    INTEGER NOT NULL,
+    finished    BOOLEAN NOT NULL,
+    updated_at  INTEGER NOT NULL
+);

@@ -1,0 +1,550 @@
+//! What the SQL backends share: one `Store` implementation, in SQL that SQLite and PostgreSQL
+//! both understand, so the two cannot drift apart. A backend brings its pool and migrations,
+//! how a claim keeps concurrent claimers apart, and how a webhook reaches a commit (SQLite's
+//! group-commit writer, PostgreSQL's own transactions).
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+
+use super::*;
+use crate::domain::{EntityKind, GhlId, LocationId};
+
+/// A database the shared store runs on.
+#[async_trait]
+pub trait Backend: Database {
+    /// What `ingest` hands its event to.
+    type Writer: Send + Sync;
+    /// Ends the claim's row selection: how concurrent claimers are kept off each other's rows.
+    const LOCK_CLAIMED: &'static str;
+    fn migrator() -> &'static Migrator;
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+    async fn ingest(store: &SqlStore<Self>, event: NewEvent) -> Result<IngestOutcome, StoreError>;
+}
+
+/// A store on a SQL database; `SqliteStore` and `PostgresStore` name its two kinds.
+pub struct SqlStore<DB: Backend> {
+    pub(super) pool: Pool<DB>,
+    pub(super) writer: DB::Writer,
+}
+
+/// The columns `status_from_row` reads.
+const WORK_COLUMNS: &str =
+    "id, location_id, kind, ghl_id, state, generation, attempts, last_error, updated_at";
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn completion(state: Option<String>) -> Completion {
+    match state.as_deref() {
+        None => Completion::LeaseLost,
+        Some("pending") => Completion::Requeued,
+        Some(_) => Completion::Done,
+    }
+}
+
+/// The order `enqueue` locks work rows in.
+fn lock_order(request: &WorkRequest) -> (&LocationId, &str, &GhlId) {
+    let key = &request.key;
+    (&key.location_id, key.kind.as_str(), &key.ghl_id)
+}
+
+fn corrupt(error: crate::domain::InvalidValue) -> StoreError {
+    StoreError::Corrupt(error.0)
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+{
+    /// Records webhooks in one transaction, each with its work; a known dedupe key changes
+    /// nothing.
+    pub(super) async fn commit_events(
+        pool: &Pool<DB>,
+        events: &[&NewEvent],
+    ) -> Result<Vec<IngestOutcome>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let inserted = sqlx::query(
+                "INSERT INTO events (location_id, type, dedupe_key, received_at, body)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING",
+            )
+            .bind(event.location_id.as_str())
+            .bind(event.event_type.as_str())
+            .bind(event.dedupe_key.as_str())
+            .bind(event.received_at.timestamp_millis())
+            .bind(event.body.as_slice())
+            .execute(&mut *tx)
+            .await?;
+            if DB::rows_affected(&inserted) == 0 {
+                outcomes.push(IngestOutcome::Duplicate);
+                continue;
+            }
+            if let Some(work) = &event.work {
+                Self::upsert_work(&mut tx, work).await?;
+            }
+            outcomes.push(IngestOutcome::Accepted);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// A hint for a record coalesces into its one row: due now, one generation newer.
+    async fn upsert_work(conn: &mut DB::Connection, work: &WorkRequest) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO work (location_id, kind, ghl_id, parent_id, generation, due_at, attempts, state, deleted, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 1, $5, 0, 'pending', $6, $5, $5)
+             ON CONFLICT (location_id, kind, ghl_id) DO UPDATE SET
+                generation = work.generation + 1,
+                due_at = CASE WHEN excluded.due_at < work.due_at THEN excluded.due_at ELSE work.due_at END,
+                attempts = CASE WHEN work.state = 'pending' THEN work.attempts ELSE 0 END,
+                state = 'pending',
+                deleted = work.deleted OR excluded.deleted,
+                parent_id = COALESCE(excluded.parent_id, work.parent_id),
+                updated_at = excluded.updated_at",
+        )
+        .bind(work.key.location_id.as_str())
+        .bind(work.key.kind.as_str())
+        .bind(work.key.ghl_id.as_str())
+        .bind(work.parent.as_ref().map(GhlId::as_str))
+        .bind(now)
+        .bind(work.deleted)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_link(conn: &mut DB::Connection, key: &EntityKey) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM links WHERE location_id = $1 AND kind = $2 AND ghl_id = $3")
+            .bind(key.location_id.as_str())
+            .bind(key.kind.as_str())
+            .bind(key.ghl_id.as_str())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    fn entity_key(row: &DB::Row) -> Result<EntityKey, StoreError> {
+        Ok(EntityKey {
+            location_id: LocationId::parse(row.try_get("location_id")?).map_err(corrupt)?,
+            kind: EntityKind::parse(row.try_get("kind")?).map_err(corrupt)?,
+            ghl_id: GhlId::parse(row.try_get("ghl_id")?).map_err(corrupt)?,
+        })
+    }
+
+    fn parent(row: &DB::Row) -> Result<Option<GhlId>, StoreError> {
+        row.try_get::<Option<String>, _>("parent_id")?
+            .map(|p| GhlId::parse(&p).map_err(corrupt))
+            .transpose()
+    }
+
+    fn link_from_row(row: &DB::Row) -> Result<Link, StoreError> {
+        Ok(Link {
+            key: Self::entity_key(row)?,
+            parent: Self::parent(row)?,
+            holded_id: row.try_get("holded_id")?,
+            hash: row.try_get("hash")?,
+        })
+    }
+
+    fn status_from_row(row: &DB::Row) -> Result<WorkStatus, StoreError> {
+        let state: String = row.try_get("state")?;
+        Ok(WorkStatus {
+            id: row.try_get("id")?,
+            updated_at: DateTime::from_timestamp_millis(row.try_get("updated_at")?)
+                .ok_or_else(|| StoreError::Corrupt("work.updated_at out of range".into()))?,
+            key: Self::entity_key(row)?,
+            state: WorkState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("work state {state:?}")))?,
+            generation: row.try_get("generation")?,
+            attempts: row.try_get("attempts")?,
+            last_error: row.try_get("last_error")?,
+        })
+    }
+
+    /// Runs a statement that moves a leased item on, `RETURNING state` when the lease held.
+    async fn settle<'q>(
+        &self,
+        statement: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    ) -> Result<Completion, StoreError> {
+        let row = statement.fetch_optional(&self.pool).await?;
+        let state = row.map(|row| row.try_get("state")).transpose()?;
+        Ok(completion(state))
+    }
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+{
+    async fn ping(&self) -> Result<(), StoreError> {
+        let applied = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("version"))
+            .collect::<Result<Vec<i64>, _>>()?;
+        match DB::migrator()
+            .iter()
+            .find(|m| !applied.contains(&m.version))
+        {
+            Some(missing) => Err(StoreError::NotMigrated(format!(
+                "migration {} is not applied",
+                missing.version
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    async fn ingest(&self, event: NewEvent) -> Result<IngestOutcome, StoreError> {
+        DB::ingest(self, event).await
+    }
+
+    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<WorkItem>, StoreError> {
+        let now = now_ms();
+        let token = format!("{:032x}", rand::random::<u128>());
+        let statement = format!(
+            "UPDATE work SET lease_until = $1, lease_token = $2, updated_at = $3
+             WHERE id IN (
+                SELECT id FROM work
+                WHERE state = 'pending' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                ORDER BY due_at LIMIT $4 {})
+             RETURNING id, location_id, kind, ghl_id, parent_id, generation, attempts, deleted",
+            DB::LOCK_CLAIMED
+        );
+        let rows = sqlx::query(&statement)
+            .bind(now + lease.as_millis() as i64)
+            .bind(token.as_str())
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(WorkItem {
+                    id: row.try_get("id")?,
+                    key: Self::entity_key(row)?,
+                    generation: row.try_get("generation")?,
+                    attempts: row.try_get("attempts")?,
+                    deleted: row.try_get("deleted")?,
+                    parent: Self::parent(row)?,
+                    lease_token: token.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn finish(&self, item: &WorkItem, link: LinkUpdate) -> Result<Completion, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> = sqlx::query(
+            "UPDATE work SET
+                state = CASE WHEN generation = $1 THEN 'done' ELSE 'pending' END,
+                attempts = CASE WHEN generation = $1 THEN 0 ELSE attempts END,
+                last_error = NULL, lease_until = NULL, lease_token = NULL, updated_at = $2
+             WHERE id = $3 AND lease_token = $4
+             RETURNING state",
+        )
+        .bind(item.generation)
+        .bind(now)
+        .bind(item.id)
+        .bind(item.lease_token.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get("state"))
+        .transpose()?;
+        // The link records a Holded write that already happened, so it is kept even when
+        // the lease was lost.
+        match link {
+            LinkUpdate::Keep => {}
+            LinkUpdate::Save {
+                holded_id,
+                hash,
+                parent,
+            } => {
+                sqlx::query(
+                    "INSERT INTO links (location_id, kind, ghl_id, parent_id, holded_id, hash, synced_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (location_id, kind, ghl_id) DO UPDATE SET
+                        parent_id = COALESCE(excluded.parent_id, links.parent_id),
+                        holded_id = excluded.holded_id, hash = excluded.hash, synced_at = excluded.synced_at",
+                )
+                .bind(item.key.location_id.as_str())
+                .bind(item.key.kind.as_str())
+                .bind(item.key.ghl_id.as_str())
+                .bind(parent.as_ref().map(GhlId::as_str))
+                .bind(holded_id.as_str())
+                .bind(hash.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            LinkUpdate::Remove => Self::delete_link(&mut tx, &item.key).await?,
+        }
+        tx.commit().await?;
+        Ok(completion(state))
+    }
+
+    async fn retry_later(
+        &self,
+        item: &WorkItem,
+        due_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<Completion, StoreError> {
+        self.settle(
+            sqlx::query(
+                "UPDATE work SET due_at = $1, attempts = attempts + 1, last_error = $2,
+                    lease_until = NULL, lease_token = NULL, updated_at = $3
+                 WHERE id = $4 AND lease_token = $5
+                 RETURNING state",
+            )
+            .bind(due_at.timestamp_millis())
+            .bind(error)
+            .bind(now_ms())
+            .bind(item.id)
+            .bind(item.lease_token.as_str()),
+        )
+        .await
+    }
+
+    async fn bury(&self, item: &WorkItem, reason: &str) -> Result<Completion, StoreError> {
+        self.settle(
+            sqlx::query(
+                "UPDATE work SET
+                    state = CASE WHEN generation = $1 THEN 'dead' ELSE 'pending' END,
+                    attempts = attempts + 1, last_error = $2,
+                    lease_until = NULL, lease_token = NULL, updated_at = $3
+                 WHERE id = $4 AND lease_token = $5
+                 RETURNING state",
+            )
+            .bind(item.generation)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(item.id)
+            .bind(item.lease_token.as_str()),
+        )
+        .await
+    }
+
+    async fn enqueue(&self, requests: &[WorkRequest]) -> Result<(), StoreError> {
+        // Rows are locked in key order, so two concurrent enqueues over the same keys (on a
+        // backend with row locks) wait for each other instead of deadlocking. The sort is
+        // stable: hints for one key still apply in the order given.
+        let mut ordered: Vec<&WorkRequest> = requests.iter().collect();
+        ordered.sort_by(|a, b| lock_order(a).cmp(&lock_order(b)));
+        let mut tx = self.pool.begin().await?;
+        for request in ordered {
+            Self::upsert_work(&mut tx, request).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn link(&self, key: &EntityKey) -> Result<Option<Link>, StoreError> {
+        let row = sqlx::query(
+            "SELECT location_id, kind, ghl_id, parent_id, holded_id, hash FROM links
+             WHERE location_id = $1 AND kind = $2 AND ghl_id = $3",
+        )
+        .bind(key.location_id.as_str())
+        .bind(key.kind.as_str())
+        .bind(key.ghl_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::link_from_row).transpose()
+    }
+
+    async fn child_links(
+        &self,
+        location_id: &LocationId,
+        parent: &GhlId,
+    ) -> Result<Vec<Link>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT location_id, kind, ghl_id, parent_id, holded_id, hash FROM links
+             WHERE location_id = $1 AND parent_id = $2 AND kind <> 'contact'",
+        )
+        .bind(location_id.as_str())
+        .bind(parent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::link_from_row).collect()
+    }
+
+    async fn remove_link(&self, key: &EntityKey) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(Self::delete_link(&mut conn, key).await?)
+    }
+
+    async fn work_status(&self, key: &EntityKey) -> Result<Option<WorkStatus>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {WORK_COLUMNS} FROM work WHERE location_id = $1 AND kind = $2 AND ghl_id = $3"
+        ))
+        .bind(key.location_id.as_str())
+        .bind(key.kind.as_str())
+        .bind(key.ghl_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::status_from_row).transpose()
+    }
+
+    async fn work_counts(&self) -> Result<Vec<(WorkState, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM work GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                let state = WorkState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("work state {state:?}")))?;
+                Ok((state, row.try_get("n")?))
+            })
+            .collect()
+    }
+
+    async fn list_work(
+        &self,
+        state: Option<WorkState>,
+        limit: i64,
+    ) -> Result<Vec<WorkStatus>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WORK_COLUMNS} FROM work WHERE ($1 = '' OR state = $1)
+             ORDER BY updated_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(state.map_or("", WorkState::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::status_from_row).collect()
+    }
+
+    async fn replay_dead(&self, id: Option<i64>) -> Result<u64, StoreError> {
+        let now = now_ms();
+        // A new generation, so a worker still finishing an older attempt cannot mark it done.
+        let result = sqlx::query(
+            "UPDATE work SET state = 'pending', attempts = 0, due_at = $1, updated_at = $1,
+                generation = generation + 1, lease_until = NULL, lease_token = NULL
+             WHERE state = 'dead' AND ($2 < 0 OR id = $2)",
+        )
+        .bind(now)
+        .bind(id.unwrap_or(-1))
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&result))
+    }
+
+    async fn sweep_watermark(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query("SELECT watermark FROM sweeps WHERE location_id = $1")
+            .bind(location_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            DateTime::from_timestamp_millis(row.try_get("watermark")?)
+                .ok_or_else(|| StoreError::Corrupt("sweeps.watermark out of range".into()))
+        })
+        .transpose()
+    }
+
+    async fn set_sweep_watermark(
+        &self,
+        location_id: &LocationId,
+        watermark: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sweeps (location_id, watermark) VALUES ($1, $2)
+             ON CONFLICT (location_id) DO UPDATE SET watermark = excluded.watermark",
+        )
+        .bind(location_id.as_str())
+        .bind(watermark.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn backfill_progress(
+        &self,
+        location_id: &LocationId,
+    ) -> Result<Option<BackfillProgress>, StoreError> {
+        let row = sqlx::query(
+            "SELECT cursor, pages, contacts, finished FROM backfills WHERE location_id = $1",
+        )
+        .bind(location_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let cursor: Option<String> = row.try_get("cursor")?;
+            Ok(BackfillProgress {
+                cursor: cursor
+                    .map(|c| serde_json::from_str(&c))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("backfills.cursor: {e}")))?,
+                pages: row.try_get("pages")?,
+                contacts: row.try_get("contacts")?,
+                finished: row.try_get("finished")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_backfill_progress(
+        &self,
+        location_id: &LocationId,
+        progress: &BackfillProgress,
+    ) -> Result<(), StoreError> {
+        let cursor = progress.cursor.as_ref().map(|c| c.to_string());
+        sqlx::query(
+            "INSERT INTO backfills (location_id, cursor, pages, contacts, finished, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (location_id) DO UPDATE SET cursor = excluded.cursor,
+                pages = excluded.pages, contacts = excluded.contacts,
+                finished = excluded.finished, updated_at = excluded.updated_at",
+        )
+        .bind(location_id.as_str())
+        .bind(cursor.as_deref())
+        .bind(progress.pages)
+        .bind(progress.contacts)
+        .bind(progress.finished)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn count_events(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM events WHERE received_at < $1")
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&result))
+    }
+}
