@@ -73,7 +73,7 @@ async fn deliver(world: &World, service_url: &str, body: &[u8]) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_twice_under_load_loses_nothing_and_duplicates_nothing() {
     let mut world = World::new().await;
-    fast(&mut world);
+    world.without_rate_limits();
     // The service restarts on the same port, so the senders need not know it died.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -137,7 +137,7 @@ async fn crash_twice_under_load_loses_nothing_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_percent_upstream_faults_still_converge() {
     let mut world = World::new().await;
-    fast(&mut world);
+    world.without_rate_limits();
     world.env.insert("UPSTREAM_TIMEOUT".into(), "1s".into());
     world.env.insert("RETRY_BASE_DELAY".into(), "50ms".into());
     world.env.insert("SYNC_MAX_ATTEMPTS".into(), "200".into());

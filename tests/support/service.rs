@@ -46,6 +46,17 @@ impl World {
         }
     }
 
+    /// Budgets high enough that a test's backlog is limited by the machine, not by pacing
+    /// (the simulator's headers advertise the raised GHL limit).
+    pub fn without_rate_limits(&mut self) {
+        self.ghl
+            .enforce_rate_limit(Some((100_000, Duration::from_secs(10))));
+        self.env
+            .insert("GHL_RATE_LIMIT".into(), "100000/10s".into());
+        self.env
+            .insert("HOLDED_RATE_LIMIT".into(), "100000/1s".into());
+    }
+
     pub fn database_url(&self) -> String {
         format!("sqlite://{}/sync.db", self.db_dir.path().display())
     }
