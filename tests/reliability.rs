@@ -11,19 +11,6 @@ use serde_json::{json, Value};
 use support::eventually;
 use support::service::{Service, World, HOLDED_KEY};
 
-/// Budgets high enough that a test's backlog is limited by the machine, not by pacing.
-fn fast(world: &mut World) {
-    world
-        .ghl
-        .enforce_rate_limit(Some((100_000, Duration::from_secs(10))));
-    world
-        .env
-        .insert("GHL_RATE_LIMIT".into(), "100000/10s".into());
-    world
-        .env
-        .insert("HOLDED_RATE_LIMIT".into(), "100000/1s".into());
-}
-
 /// Every contact of `expected` (id → email) in Holded exactly once, with that email.
 async fn converged(world: &World, expected: &HashMap<String, String>, deadline: Duration) {
     eventually(
