@@ -7,6 +7,7 @@ pub mod demo;
 pub mod domain;
 pub mod ghl;
 pub mod holded;
+pub mod metrics;
 pub mod http;
 pub mod sim;
 pub mod store;

@@ -233,7 +233,9 @@ impl GhlClient {
         path: &[&str],
         body: Option<&serde_json::Value>,
     ) -> Result<Option<bytes::Bytes>, GhlError> {
-        self.budgets.acquire(access.location_id).await;
+        let waited = self.budgets.acquire(access.location_id).await;
+        let metrics = crate::metrics::global();
+        metrics.rate_limit_wait("ghl", waited);
         let mut request = self
             .http
             .request(method, upstream::join(&self.base, path))
@@ -243,10 +245,11 @@ impl GhlClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| GhlError::Transport(upstream::describe(&e)))?;
+        let response = request.send().await.map_err(|e| {
+            metrics.upstream_call("ghl", None);
+            GhlError::Transport(upstream::describe(&e))
+        })?;
+        metrics.upstream_call("ghl", Some(response.status().as_u16()));
         self.budgets.observe(
             access.location_id,
             observed_limits(response.status(), response.headers()),

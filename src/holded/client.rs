@@ -235,7 +235,9 @@ impl HoldedClient {
         body: Option<&B>,
     ) -> Result<serde_json::Value, HoldedError> {
         let account: [u8; 32] = sha2::Sha256::digest(key.expose_secret().as_bytes()).into();
-        self.budgets.acquire(&account).await;
+        let waited = self.budgets.acquire(&account).await;
+        let metrics = crate::metrics::global();
+        metrics.rate_limit_wait("holded", waited);
         let mut key_header =
             HeaderValue::from_str(key.expose_secret()).map_err(|_| HoldedError::Unauthorized(0))?;
         key_header.set_sensitive(true);
@@ -247,11 +249,12 @@ impl HoldedClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| HoldedError::Transport(upstream::describe(&e)))?;
+        let response = request.send().await.map_err(|e| {
+            metrics.upstream_call("holded", None);
+            HoldedError::Transport(upstream::describe(&e))
+        })?;
         let status = response.status().as_u16();
+        metrics.upstream_call("holded", Some(status));
         let retry_after = upstream::retry_after(response.headers());
         if status == 429 {
             let pause = retry_after.unwrap_or(Duration::from_secs(1));

@@ -2,6 +2,7 @@
 mod admin;
 mod error;
 mod health;
+mod metrics;
 mod webhooks;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub fn router(state: AppState, admin_token: Option<SecretString>) -> Router {
     Router::new()
         .merge(webhooks::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(admin)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

@@ -144,6 +144,14 @@ pub async fn retries_and_dead_letters(store: SharedStore) {
     assert_eq!(status.last_error.as_deref(), Some("mapping failed"));
 }
 
+pub async fn released_work_is_claimable_at_once_without_an_attempt(store: SharedStore) {
+    store.ingest(event("a", "c1", false)).await.unwrap();
+    let item = store.claim(1, LEASE).await.unwrap().remove(0);
+    store.release(&item).await.unwrap();
+    let again = store.claim(1, LEASE).await.unwrap().remove(0);
+    assert_eq!((again.id, again.attempts, again.generation), (item.id, 0, item.generation));
+}
+
 pub async fn stale_lease_cannot_finish(store: SharedStore) {
     store.ingest(event("a", "c1", false)).await.unwrap();
     let first = store
@@ -338,6 +346,11 @@ macro_rules! contract_suite {
         async fn retries_and_dead_letters() {
             let (store, _guard) = $open;
             super::contract_tests::retries_and_dead_letters(store).await;
+        }
+        #[tokio::test]
+        async fn released_work_is_claimable_at_once_without_an_attempt() {
+            let (store, _guard) = $open;
+            super::contract_tests::released_work_is_claimable_at_once_without_an_attempt(store).await;
         }
         #[tokio::test]
         async fn stale_lease_cannot_finish() {

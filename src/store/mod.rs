@@ -185,6 +185,9 @@ pub trait Store: Send + Sync {
     /// like `ingest`.
     async fn enqueue(&self, requests: &[WorkRequest]) -> Result<(), StoreError>;
 
+    /// Gives a claimed item back untouched (no attempt counted), e.g. at shutdown.
+    async fn release(&self, item: &WorkItem) -> Result<(), StoreError>;
+
     async fn link(&self, key: &EntityKey) -> Result<Option<Link>, StoreError>;
 
     /// Links of the tasks, notes and appointments of one contact.

@@ -362,6 +362,18 @@ where
         Ok(())
     }
 
+    async fn release(&self, item: &WorkItem) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE work SET lease_until = NULL, lease_token = NULL
+             WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(item.id)
+        .bind(item.lease_token.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn link(&self, key: &EntityKey) -> Result<Option<Link>, StoreError> {
         let row = sqlx::query(
             "SELECT location_id, kind, ghl_id, parent_id, holded_id, hash FROM links

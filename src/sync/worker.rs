@@ -34,6 +34,8 @@ pub struct WorkerSettings {
     pub max_attempts: i64,
     /// The first retry waits up to this long; each further one up to twice as long.
     pub retry_base: Duration,
+    /// How long a sync in flight at shutdown may still take before it is handed back.
+    pub drain: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -44,6 +46,7 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_secs(1),
             max_attempts: 12,
             retry_base: Duration::from_secs(1),
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -95,7 +98,7 @@ impl WorkerPool {
             match self.store.claim(1, self.settings.lease).await {
                 Ok(items) if !items.is_empty() => {
                     for item in items {
-                        self.process(item).await;
+                        self.process(item, &shutdown).await;
                     }
                     continue;
                 }
@@ -110,21 +113,37 @@ impl WorkerPool {
         }
     }
 
-    async fn process(&self, item: WorkItem) {
+    async fn process(&self, item: WorkItem, shutdown: &CancellationToken) {
         let started = Instant::now();
         // Bounded well inside the lease, so no other worker can claim an item still in flight.
         let budget = self.settings.lease * 3 / 4;
-        let result = match tokio::time::timeout(budget, self.sync(&item)).await {
-            Ok(result) => result,
-            Err(_) => Err(SyncError::transient(format!(
-                "sync took longer than {budget:?}"
-            ))),
+        // At shutdown an item in flight gets `drain` to finish; then it is handed back
+        // untouched, so the next process (or replica) takes it at once.
+        let drained = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(self.settings.drain).await;
         };
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let result = tokio::select! {
+            result = tokio::time::timeout(budget, self.sync(&item)) => match result {
+                Ok(result) => result,
+                Err(_) => Err(SyncError::transient(format!("sync took longer than {budget:?}"))),
+            },
+            _ = drained => {
+                if let Err(error) = self.store.release(&item).await {
+                    tracing::error!(key = %item.key, %error, "could not release the lease at shutdown");
+                }
+                tracing::info!(key = %item.key, "released at shutdown");
+                return;
+            }
+        };
+        let took = started.elapsed();
+        let duration_ms = took.as_millis() as u64;
         let key = &item.key;
+        let metrics = crate::metrics::global();
         let recorded = match result {
             Ok(synced) => {
                 let holded_id = synced.holded_id.as_deref().unwrap_or("-");
+                metrics.sync(key.kind.as_str(), synced.outcome, took);
                 let completion = self.store.finish(&item, synced.link).await;
                 tracing::info!(
                     location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
@@ -138,6 +157,7 @@ impl WorkerPool {
                 retry_after,
             }) if item.attempts + 1 < self.settings.max_attempts => {
                 let delay = backoff::delay(self.settings.retry_base, item.attempts, retry_after);
+                metrics.sync(key.kind.as_str(), "retry", took);
                 let due = chrono::Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                 tracing::warn!(
@@ -154,6 +174,8 @@ impl WorkerPool {
                     }
                     SyncError::Permanent(reason) => reason.clone(),
                 };
+                metrics.sync(key.kind.as_str(), "dead", took);
+                metrics.dead_letter(key.kind.as_str());
                 tracing::error!(
                     location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
                     outcome = "dead", error = %reason, attempt = item.attempts + 1, duration_ms, "sync"

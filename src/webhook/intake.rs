@@ -74,16 +74,35 @@ impl WebhookIntake {
             Err(e) => Err(IntakeError::Signature(e.clone())),
         };
         let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+        let metrics = crate::metrics::global();
         match &result {
-            Ok((envelope, outcome)) => tracing::info!(
-                location = %envelope.location_id, event_type = %envelope.event_type,
-                webhook_id = envelope.webhook_id.as_deref().unwrap_or("-"),
-                scheme = ?scheme.as_ref().ok(), outcome = ?outcome, duration_ms, "webhook"
-            ),
-            Err(IntakeError::Store(error)) => {
-                tracing::error!(%error, duration_ms, outcome = "store_unavailable", "webhook")
+            Ok((envelope, outcome)) => {
+                let label = match outcome {
+                    IntakeOutcome::Stored => "stored",
+                    IntakeOutcome::Duplicate => "duplicate",
+                    IntakeOutcome::Ignored => "ignored",
+                };
+                metrics.webhook(&envelope.event_type, label);
+                tracing::info!(
+                    location = %envelope.location_id, event_type = %envelope.event_type,
+                    webhook_id = envelope.webhook_id.as_deref().unwrap_or("-"),
+                    scheme = ?scheme.as_ref().ok(), outcome = label, duration_ms, "webhook"
+                )
             }
-            Err(error) => tracing::warn!(%error, duration_ms, outcome = "rejected", "webhook"),
+            Err(error) => {
+                let label = match error {
+                    IntakeError::Signature(_) => "invalid_signature",
+                    IntakeError::Envelope(_) => "invalid_payload",
+                    IntakeError::Stale { .. } => "stale",
+                    IntakeError::Store(_) => "store_unavailable",
+                };
+                metrics.webhook("unverified", label);
+                if let IntakeError::Store(error) = error {
+                    tracing::error!(%error, duration_ms, outcome = label, "webhook")
+                } else {
+                    tracing::warn!(%error, duration_ms, outcome = label, "webhook")
+                }
+            }
         }
         result.map(|(_, outcome)| outcome)
     }
