@@ -630,3 +630,93 @@ async fn a_wrong_ghl_base_url_never_reads_as_deleted_contacts() {
     let kept = world.holded.contact(HOLDED_KEY, &existing).unwrap();
     assert_eq!(kept["tags"], json!([]));
 }
+
+/// Holds the store's write lock from outside until dropped (the connection closes).
+enum StoreLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+async fn lock_store(database_url: &str) -> StoreLock {
+    use sqlx::Connection;
+    if database_url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        StoreLock::Postgres(conn)
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        StoreLock::Sqlite(conn)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_commit_answers_429_with_retry_after() {
+    let world = World::new().await;
+    let service = world.start_service().await;
+    world.seed_contact("c1");
+    let body = world.contact_webhook("ContactCreate", "c1");
+    let lock = lock_store(&service_database_url(&world)).await;
+    let response = world.post_signed(&service, &body).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the one status GHL retries"
+    );
+    assert!(response.headers().contains_key("retry-after"));
+    let error = error_body(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(error["error"], "store_unavailable");
+    assert!(
+        !error["message"].as_str().unwrap().contains("database"),
+        "no internals leak"
+    );
+    drop(lock);
+
+    // GHL's retry of the same bytes is taken, once.
+    let retry = world.post_signed(&service, &body).await;
+    assert_eq!(retry.status(), StatusCode::OK);
+    world
+        .holded_contact_where("c1", "synced after the retry", |_| true)
+        .await;
+}
+
+fn service_database_url(world: &World) -> String {
+    world.service_env()["DATABASE_URL"].clone()
+}
+
+#[tokio::test]
+async fn holded_html_and_status_zero_answers_are_errors_not_success() {
+    let world = World::new().await;
+    // Twice an HTML page with HTTP 200, then the real answer.
+    world.holded.faults().push(
+        FaultRule::always(
+            Some(Method::POST),
+            "/api/invoicing/v1/contacts",
+            FaultAction::HtmlOk,
+        )
+        .times(2),
+    );
+    let service = world.start_service().await;
+    world.seed_contact("c1");
+    world
+        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .await;
+    let holded = world
+        .holded_contact_where("c1", "created after the HTML answers", |_| true)
+        .await;
+    assert_eq!(holded["name"], "John Deo");
+    let outcomes = service.sync_outcomes("c1");
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "retry").count(),
+        2,
+        "{outcomes:?}"
+    );
+    assert_eq!(world.holded.contacts(HOLDED_KEY).len(), 1);
+}
