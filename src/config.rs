@@ -72,6 +72,7 @@ pub struct Config {
     pub holded_rate_limit: RateLimit,
     pub max_attempts: u32,
     pub retry_base_delay: Duration,
+    pub work_lease: Duration,
 }
 
 impl Config {
@@ -112,6 +113,7 @@ impl Config {
             holded_rate_limit: vars.parse("HOLDED_RATE_LIMIT", "5/1s", RateLimit::parse)?,
             max_attempts: vars.parse("SYNC_MAX_ATTEMPTS", "12", positive)?,
             retry_base_delay: vars.duration("RETRY_BASE_DELAY", "1s")?,
+            work_lease: vars.duration("WORK_LEASE", "120s")?,
         })
         .and_then(Config::checked)
     }
@@ -123,6 +125,14 @@ impl Config {
             return Err(invalid(
                 "EVENT_RETENTION",
                 "must be longer than WEBHOOK_REPLAY_WINDOW",
+            ));
+        }
+        // A sync makes several upstream calls within 3/4 of its lease; a lease shorter than
+        // two timeouts would let another replica take an item that is still in flight.
+        if self.work_lease < self.upstream_timeout * 2 {
+            return Err(invalid(
+                "WORK_LEASE",
+                "must be at least twice UPSTREAM_TIMEOUT",
             ));
         }
         Ok(self)
@@ -308,6 +318,7 @@ mod tests {
             ("HOLDED_RATE_LIMIT", "0/1s", "HOLDED_RATE_LIMIT"),
             ("GHL_DAILY_LIMIT", "-1", "GHL_DAILY_LIMIT"),
             ("SYNC_MAX_ATTEMPTS", "0", "SYNC_MAX_ATTEMPTS"),
+            ("WORK_LEASE", "10s", "WORK_LEASE"),
         ];
         for (name, value, expected) in cases {
             let err = Config::from_vars(vars(&[(name, value)])).unwrap_err();
