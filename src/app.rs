@@ -95,6 +95,7 @@ impl App {
                 workers: config.workers,
                 max_attempts: i64::from(config.max_attempts),
                 retry_base: config.retry_base_delay,
+                retry_cap: config.retry_max_delay,
                 lease: config.work_lease,
                 ..WorkerSettings::default()
             },

@@ -72,6 +72,7 @@ pub struct Config {
     pub holded_rate_limit: RateLimit,
     pub max_attempts: u32,
     pub retry_base_delay: Duration,
+    pub retry_max_delay: Duration,
     pub work_lease: Duration,
 }
 
@@ -113,6 +114,7 @@ impl Config {
             holded_rate_limit: vars.parse("HOLDED_RATE_LIMIT", "5/1s", RateLimit::parse)?,
             max_attempts: vars.parse("SYNC_MAX_ATTEMPTS", "12", positive)?,
             retry_base_delay: vars.duration("RETRY_BASE_DELAY", "1s")?,
+            retry_max_delay: vars.duration("RETRY_MAX_DELAY", "1h")?,
             work_lease: vars.duration("WORK_LEASE", "120s")?,
         })
         .and_then(Config::checked)

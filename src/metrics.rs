@@ -66,9 +66,22 @@ pub struct Metrics {
 /// Webhook types are GHL's; anything else is folded into one label value so a sender
 /// cannot grow the label set.
 const KNOWN_EVENT_TYPES: &[&str] = &[
-    "ContactCreate", "ContactUpdate", "ContactDelete", "ContactTagUpdate", "ContactDndUpdate",
-    "TaskCreate", "TaskComplete", "TaskDelete", "NoteCreate", "NoteUpdate", "NoteDelete",
-    "AppointmentCreate", "AppointmentUpdate", "AppointmentDelete", "INSTALL", "UNINSTALL",
+    "ContactCreate",
+    "ContactUpdate",
+    "ContactDelete",
+    "ContactTagUpdate",
+    "ContactDndUpdate",
+    "TaskCreate",
+    "TaskComplete",
+    "TaskDelete",
+    "NoteCreate",
+    "NoteUpdate",
+    "NoteDelete",
+    "AppointmentCreate",
+    "AppointmentUpdate",
+    "AppointmentDelete",
+    "INSTALL",
+    "UNINSTALL",
 ];
 
 pub fn global() -> &'static Metrics {
@@ -81,7 +94,9 @@ impl Metrics {
         let metrics = Metrics {
             registry: Mutex::new(Registry::with_prefix("ghl_holded_sync")),
             webhooks: Family::default(),
-            syncs: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
+            syncs: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
             upstream_calls: Family::default(),
             rate_limit_waits: Family::default(),
             rate_limit_wait_seconds: Family::default(),
@@ -91,28 +106,71 @@ impl Metrics {
         };
         {
             let mut r = metrics.registry.lock().expect("registry lock");
-            r.register("webhooks", "Webhooks received, by event type and outcome", metrics.webhooks.clone());
-            r.register("sync_duration_seconds", "Duration of one work item's sync, by kind and outcome", metrics.syncs.clone());
-            r.register("upstream_calls", "Calls to GHL and Holded, by API and HTTP status (error: no answer)", metrics.upstream_calls.clone());
-            r.register("rate_limit_waits", "Calls that waited for rate budget, by API", metrics.rate_limit_waits.clone());
-            r.register("rate_limit_wait_seconds", "Time spent waiting for rate budget, by API", metrics.rate_limit_wait_seconds.clone());
-            r.register("token_refreshes", "OAuth token refreshes, by outcome", metrics.token_refreshes.clone());
-            r.register("dead_letters", "Work items moved to the dead state, by kind", metrics.dead_letters.clone());
-            r.register("work_items", "Work items by state, read from the store at scrape time", metrics.work_items.clone());
+            r.register(
+                "webhooks",
+                "Webhooks received, by event type and outcome",
+                metrics.webhooks.clone(),
+            );
+            r.register(
+                "sync_duration_seconds",
+                "Duration of one work item's sync, by kind and outcome",
+                metrics.syncs.clone(),
+            );
+            r.register(
+                "upstream_calls",
+                "Calls to GHL and Holded, by API and HTTP status (error: no answer)",
+                metrics.upstream_calls.clone(),
+            );
+            r.register(
+                "rate_limit_waits",
+                "Calls that waited for rate budget, by API",
+                metrics.rate_limit_waits.clone(),
+            );
+            r.register(
+                "rate_limit_wait_seconds",
+                "Time spent waiting for rate budget, by API",
+                metrics.rate_limit_wait_seconds.clone(),
+            );
+            r.register(
+                "token_refreshes",
+                "OAuth token refreshes, by outcome",
+                metrics.token_refreshes.clone(),
+            );
+            r.register(
+                "dead_letters",
+                "Work items moved to the dead state, by kind",
+                metrics.dead_letters.clone(),
+            );
+            r.register(
+                "work_items",
+                "Work items by state, read from the store at scrape time",
+                metrics.work_items.clone(),
+            );
         }
         metrics
     }
 
-    pub fn webhook(&self, event_type: &str, outcome: &str) {
-        let event_type = if KNOWN_EVENT_TYPES.contains(&event_type) { event_type } else { "other" };
+    /// `event_type` is `None` when the body could not be trusted enough to read it.
+    pub fn webhook(&self, event_type: Option<&str>, outcome: &str) {
+        let event_type = match event_type {
+            None => "unverified",
+            Some(known) if KNOWN_EVENT_TYPES.contains(&known) => known,
+            Some(_) => "other",
+        };
         self.webhooks
-            .get_or_create(&WebhookLabels { event_type: event_type.into(), outcome: outcome.into() })
+            .get_or_create(&WebhookLabels {
+                event_type: event_type.into(),
+                outcome: outcome.into(),
+            })
             .inc();
     }
 
     pub fn sync(&self, kind: &str, outcome: &str, took: Duration) {
         self.syncs
-            .get_or_create(&SyncLabels { kind: kind.into(), outcome: outcome.into() })
+            .get_or_create(&SyncLabels {
+                kind: kind.into(),
+                outcome: outcome.into(),
+            })
             .observe(took.as_secs_f64());
     }
 
@@ -120,7 +178,10 @@ impl Metrics {
     pub fn upstream_call(&self, api: &str, status: Option<u16>) {
         let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
         self.upstream_calls
-            .get_or_create(&UpstreamLabels { api: api.into(), status })
+            .get_or_create(&UpstreamLabels {
+                api: api.into(),
+                status,
+            })
             .inc();
     }
 
@@ -130,29 +191,38 @@ impl Metrics {
         }
         let labels = ApiLabels { api: api.into() };
         self.rate_limit_waits.get_or_create(&labels).inc();
-        self.rate_limit_wait_seconds.get_or_create(&labels).inc_by(waited.as_secs_f64());
+        self.rate_limit_wait_seconds
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
     }
 
     pub fn token_refresh(&self, outcome: &str) {
         self.token_refreshes
-            .get_or_create(&OutcomeLabels { outcome: outcome.into() })
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
             .inc();
     }
 
     pub fn dead_letter(&self, kind: &str) {
-        self.dead_letters.get_or_create(&KindLabels { kind: kind.into() }).inc();
+        self.dead_letters
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
     }
 
     pub fn set_work_items(&self, state: &str, count: i64) {
         self.work_items
-            .get_or_create(&StateLabels { state: state.into() })
+            .get_or_create(&StateLabels {
+                state: state.into(),
+            })
             .set(count);
     }
 
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
         let mut text = String::new();
-        encode(&mut text, &self.registry.lock().expect("registry lock")).expect("writing to a String");
+        encode(&mut text, &self.registry.lock().expect("registry lock"))
+            .expect("writing to a String");
         text
     }
 }
@@ -164,8 +234,9 @@ mod tests {
     #[test]
     fn renders_every_family_with_labels() {
         let metrics = Metrics::new();
-        metrics.webhook("ContactCreate", "stored");
-        metrics.webhook("<script>", "ignored");
+        metrics.webhook(Some("ContactCreate"), "stored");
+        metrics.webhook(Some("<script>"), "ignored");
+        metrics.webhook(None, "invalid_signature");
         metrics.sync("contact", "created", Duration::from_millis(12));
         metrics.upstream_call("ghl", Some(200));
         metrics.upstream_call("holded", None);
@@ -178,6 +249,8 @@ mod tests {
         for expected in [
             r#"ghl_holded_sync_webhooks_total{event_type="ContactCreate",outcome="stored"} 1"#,
             r#"ghl_holded_sync_webhooks_total{event_type="other",outcome="ignored"} 1"#,
+            r#"ghl_holded_sync_webhooks_total{event_type="unverified",outcome="invalid_signature"} 1"#,
+            r#"ghl_holded_sync_webhooks_total{event_type="unverified",outcome="invalid_signature"} 1"#,
             r#"ghl_holded_sync_sync_duration_seconds_count{kind="contact",outcome="created"} 1"#,
             r#"ghl_holded_sync_upstream_calls_total{api="holded",status="error"} 1"#,
             r#"ghl_holded_sync_rate_limit_waits_total{api="ghl"} 1"#,

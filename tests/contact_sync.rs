@@ -632,28 +632,27 @@ async fn a_wrong_ghl_base_url_never_reads_as_deleted_contacts() {
 }
 
 /// Holds the store's write lock from outside until dropped (the connection closes).
-enum StoreLock {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
+struct StoreLock {
+    _connection: Box<dyn std::any::Any + Send>,
 }
 
 async fn lock_store(database_url: &str) -> StoreLock {
     use sqlx::Connection;
-    if database_url.starts_with("postgres") {
+    let connection: Box<dyn std::any::Any + Send> = if database_url.starts_with("postgres") {
         let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
         sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
         sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
             .execute(&mut conn)
             .await
             .unwrap();
-        StoreLock::Postgres(conn)
+        Box::new(conn)
     } else {
         let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        StoreLock::Sqlite(conn)
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+        Box::new(conn)
+    };
+    StoreLock {
+        _connection: connection,
     }
 }
 

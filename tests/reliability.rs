@@ -125,8 +125,11 @@ async fn crash_twice_under_load_loses_nothing_and_duplicates_nothing() {
 async fn twenty_percent_upstream_faults_still_converge() {
     let mut world = World::new().await;
     world.without_rate_limits();
-    world.env.insert("UPSTREAM_TIMEOUT".into(), "1s".into());
+    world.env.insert("UPSTREAM_TIMEOUT".into(), "2s".into());
+    // The property here is convergence, not the backoff curve (unit-tested): a short cap
+    // keeps the unlucky tail of a 20 % fault rate from waiting minutes.
     world.env.insert("RETRY_BASE_DELAY".into(), "50ms".into());
+    world.env.insert("RETRY_MAX_DELAY".into(), "2s".into());
     world.env.insert("SYNC_MAX_ATTEMPTS".into(), "200".into());
     world.env.insert("WORKERS".into(), "16".into());
     let faults = [
@@ -138,7 +141,7 @@ async fn twenty_percent_upstream_faults_still_converge() {
             code: 500,
             retry_after_secs: None,
         },
-        FaultAction::Latency(Duration::from_secs(3)),
+        FaultAction::Latency(Duration::from_secs(5)),
         FaultAction::Drop,
     ];
     for sim_faults in [world.ghl.faults(), world.holded.faults()] {
@@ -249,18 +252,14 @@ async fn a_backlog_never_exceeds_the_ghl_budget_and_draws_no_429() {
         )
         .await;
     }
-    // Long enough for two full windows at the limit.
-    let started = Instant::now();
+    // Enough calls for more than two full windows at the limit; whether they were paced is
+    // judged on the simulator's own timestamps below, never on this test's clock.
     eventually(
         "two windows' worth of GHL calls",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         || async { (world.ghl.requests().all().len() >= 250).then_some(()) },
     )
     .await;
-    assert!(
-        started.elapsed() >= Duration::from_secs(15),
-        "the budget paced the calls"
-    );
 
     let calls: Vec<(Instant, u16)> = world
         .ghl

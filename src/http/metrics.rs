@@ -21,7 +21,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.work_counts().await {
         Ok(counts) => {
             for work_state in WorkState::ALL {
-                let n = counts.iter().find(|(s, _)| *s == work_state).map_or(0, |(_, n)| *n);
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| *s == work_state)
+                    .map_or(0, |(_, n)| *n);
                 metrics.set_work_items(work_state.as_str(), n);
             }
         }

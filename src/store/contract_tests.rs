@@ -149,7 +149,10 @@ pub async fn released_work_is_claimable_at_once_without_an_attempt(store: Shared
     let item = store.claim(1, LEASE).await.unwrap().remove(0);
     store.release(&item).await.unwrap();
     let again = store.claim(1, LEASE).await.unwrap().remove(0);
-    assert_eq!((again.id, again.attempts, again.generation), (item.id, 0, item.generation));
+    assert_eq!(
+        (again.id, again.attempts, again.generation),
+        (item.id, 0, item.generation)
+    );
 }
 
 pub async fn stale_lease_cannot_finish(store: SharedStore) {
@@ -350,7 +353,8 @@ macro_rules! contract_suite {
         #[tokio::test]
         async fn released_work_is_claimable_at_once_without_an_attempt() {
             let (store, _guard) = $open;
-            super::contract_tests::released_work_is_claimable_at_once_without_an_attempt(store).await;
+            super::contract_tests::released_work_is_claimable_at_once_without_an_attempt(store)
+                .await;
         }
         #[tokio::test]
         async fn stale_lease_cannot_finish() {

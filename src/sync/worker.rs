@@ -32,8 +32,10 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Attempts before a transiently failing item is moved to the dead state.
     pub max_attempts: i64,
-    /// The first retry waits up to this long; each further one up to twice as long.
+    /// The first retry waits up to this long; each further one up to twice as long…
     pub retry_base: Duration,
+    /// …but never longer than this.
+    pub retry_cap: Duration,
     /// How long a sync in flight at shutdown may still take before it is handed back.
     pub drain: Duration,
 }
@@ -46,6 +48,7 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_secs(1),
             max_attempts: 12,
             retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(3600),
             drain: Duration::from_secs(10),
         }
     }
@@ -156,7 +159,12 @@ impl WorkerPool {
                 reason,
                 retry_after,
             }) if item.attempts + 1 < self.settings.max_attempts => {
-                let delay = backoff::delay(self.settings.retry_base, item.attempts, retry_after);
+                let delay = backoff::delay(
+                    self.settings.retry_base,
+                    self.settings.retry_cap,
+                    item.attempts,
+                    retry_after,
+                );
                 metrics.sync(key.kind.as_str(), "retry", took);
                 let due = chrono::Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);

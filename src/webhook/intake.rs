@@ -82,7 +82,7 @@ impl WebhookIntake {
                     IntakeOutcome::Duplicate => "duplicate",
                     IntakeOutcome::Ignored => "ignored",
                 };
-                metrics.webhook(&envelope.event_type, label);
+                metrics.webhook(Some(&envelope.event_type), label);
                 tracing::info!(
                     location = %envelope.location_id, event_type = %envelope.event_type,
                     webhook_id = envelope.webhook_id.as_deref().unwrap_or("-"),
@@ -96,7 +96,7 @@ impl WebhookIntake {
                     IntakeError::Stale { .. } => "stale",
                     IntakeError::Store(_) => "store_unavailable",
                 };
-                metrics.webhook("unverified", label);
+                metrics.webhook(None, label);
                 if let IntakeError::Store(error) = error {
                     tracing::error!(%error, duration_ms, outcome = label, "webhook")
                 } else {

@@ -1,5 +1,10 @@
-//! A `World` (GHL and Holded simulators, a webhook signer, a database folder) and the
+//! A `World` (GHL and Holded simulators, a webhook signer, a store of its own) and the
 //! service binary started against it.
+//!
+//! The store is SQLite unless `TEST_STORE=postgres`: then every `World` creates a database of
+//! its own on the PostgreSQL server at `TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, as the store's unit tests) and drops it with
+//! the `World`.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,6 +16,7 @@ use ghl_holded_sync::sim::ghl::GhlSim;
 use ghl_holded_sync::sim::holded::HoldedSim;
 use ghl_holded_sync::sim::webhooks::{contact_event, WebhookSigner, TEST_ONLY_RSA_PRIVATE_KEY_PEM};
 use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 
 use super::eventually;
 
@@ -20,18 +26,176 @@ pub const HOLDED_KEY: &str = "holded-4b1d2e8f9a0c-secret-api-key";
 pub const STARTUP: Duration = Duration::from_secs(30);
 pub const SYNC: Duration = Duration::from_secs(20);
 
+/// The variable that picks the store of every `World::new()`.
+pub const STORE_VARIABLE: &str = "TEST_STORE";
+/// The PostgreSQL server (its maintenance database) the test databases are created on.
+pub const POSTGRES_URL_VARIABLE: &str = "TEST_POSTGRES_URL";
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Which store backend the services of a `World` run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+impl StoreKind {
+    /// `TEST_STORE`: `sqlite` (the default) or `postgres`; anything else stops the test.
+    pub fn from_env() -> StoreKind {
+        match std::env::var(STORE_VARIABLE).as_deref() {
+            Err(_) | Ok("") | Ok("sqlite") => StoreKind::Sqlite,
+            Ok("postgres") | Ok("postgresql") => StoreKind::Postgres,
+            Ok(other) => panic!("{STORE_VARIABLE}={other}: expected sqlite or postgres"),
+        }
+    }
+}
+
+/// The store of one `World`: a SQLite file in a temporary folder, or a PostgreSQL database
+/// of its own. Both are removed when the `World` is dropped.
+pub enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Postgres(PostgresDatabase),
+}
+
+impl TestDatabase {
+    pub async fn create(kind: StoreKind) -> TestDatabase {
+        match kind {
+            StoreKind::Sqlite => TestDatabase::Sqlite(tempfile::tempdir().unwrap()),
+            StoreKind::Postgres => TestDatabase::Postgres(PostgresDatabase::create().await),
+        }
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            TestDatabase::Sqlite(_) => StoreKind::Sqlite,
+            TestDatabase::Postgres(_) => StoreKind::Postgres,
+        }
+    }
+
+    /// The `DATABASE_URL` the services get.
+    pub fn url(&self) -> String {
+        match self {
+            TestDatabase::Sqlite(dir) => format!("sqlite://{}/sync.db", dir.path().display()),
+            TestDatabase::Postgres(db) => db.url.clone(),
+        }
+    }
+}
+
+/// A database created for one `World` on `TEST_POSTGRES_URL`'s server; dropped (with
+/// `FORCE`, ending the sessions of any service still connected) when this is dropped.
+pub struct PostgresDatabase {
+    server_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PostgresDatabase {
+    async fn create() -> PostgresDatabase {
+        let server_url = std::env::var(POSTGRES_URL_VARIABLE)
+            .ok()
+            .filter(|url| !url.is_empty())
+            .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_string());
+        let mut server = connect_to_server(&server_url).await;
+        let name = format!("ghs_blackbox_{:016x}", rand::random::<u64>());
+        server
+            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {server_url}: {e}"));
+        let _ = server.close().await;
+        let mut url = url::Url::parse(&server_url)
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VARIABLE}={server_url} is not a URL: {e}"));
+        url.set_path(&format!("/{name}"));
+        PostgresDatabase {
+            server_url,
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+/// Never a skip: a suite that passes without a server proves nothing about PostgreSQL.
+async fn connect_to_server(url: &str) -> PgConnection {
+    let connected = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(url));
+    match connected.await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => panic!(
+            "the PostgreSQL black-box tests need a server: {POSTGRES_URL_VARIABLE}={url} is \
+             unreachable ({e}); start one or point {POSTGRES_URL_VARIABLE} at one"
+        ),
+        Err(_) => panic!(
+            "the PostgreSQL black-box tests need a server: {POSTGRES_URL_VARIABLE}={url} did \
+             not answer within 10 s; start one or point {POSTGRES_URL_VARIABLE} at one"
+        ),
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let (url, name) = (self.server_url.clone(), self.name.clone());
+        // Drop may run inside the test's runtime, which cannot be blocked on: a thread of its
+        // own with its own runtime does the dropping.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&url).await?;
+                conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// A direct connection to a `World`'s store, for the helpers that read it.
+enum StoreConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// Runs `$body` with `$conn` bound to a direct connection to the world's store, of whichever
+/// backend, then closes it. The SQL must suit both (`$1` parameters, shared column types).
+macro_rules! read_store {
+    ($world:expr, |$conn:ident| $body:expr) => {
+        match $world.connect_store().await {
+            StoreConnection::Sqlite(mut $conn) => {
+                let value = $body;
+                let _ = $conn.close().await;
+                value
+            }
+            StoreConnection::Postgres(mut $conn) => {
+                let value = $body;
+                let _ = $conn.close().await;
+                value
+            }
+        }
+    };
+}
+
 pub struct World {
     pub ghl: GhlSim,
     pub holded: HoldedSim,
     pub signer: WebhookSigner,
     pub http: reqwest::Client,
-    pub db_dir: tempfile::TempDir,
+    pub database: TestDatabase,
     /// Extra variables for every service started in this world.
     pub env: HashMap<String, String>,
 }
 
 impl World {
+    /// A world on the store `TEST_STORE` names (SQLite by default).
     pub async fn new() -> World {
+        World::on(StoreKind::from_env()).await
+    }
+
+    /// A world on the given store, whatever `TEST_STORE` says.
+    pub async fn on(store: StoreKind) -> World {
         let ghl = GhlSim::start().await;
         ghl.add_private_token(LOCATION, GHL_TOKEN);
         let holded = HoldedSim::start().await;
@@ -41,7 +205,7 @@ impl World {
             holded,
             signer: WebhookSigner::generate().with_rsa_pem(TEST_ONLY_RSA_PRIVATE_KEY_PEM),
             http: reqwest::Client::new(),
-            db_dir: tempfile::tempdir().unwrap(),
+            database: TestDatabase::create(store).await,
             env: HashMap::new(),
         }
     }
@@ -58,7 +222,11 @@ impl World {
     }
 
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}/sync.db", self.db_dir.path().display())
+        self.database.url()
+    }
+
+    pub fn store_kind(&self) -> StoreKind {
+        self.database.kind()
     }
 
     pub fn service_env(&self) -> HashMap<String, String> {
@@ -160,38 +328,46 @@ impl World {
         .await
     }
 
-    /// Counts rows in the service's SQLite file, read directly.
-    pub async fn count_rows(&self, table: &str) -> i64 {
+    async fn connect_store(&self) -> StoreConnection {
         use sqlx::ConnectOptions;
-        let options: sqlx::sqlite::SqliteConnectOptions = self.database_url().parse().unwrap();
-        let mut conn = options.read_only(true).connect().await.unwrap();
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        match &self.database {
+            TestDatabase::Sqlite(_) => {
+                let options: sqlx::sqlite::SqliteConnectOptions =
+                    self.database_url().parse().unwrap();
+                StoreConnection::Sqlite(options.read_only(true).connect().await.unwrap())
+            }
+            TestDatabase::Postgres(db) => {
+                StoreConnection::Postgres(PgConnection::connect(&db.url).await.unwrap())
+            }
+        }
+    }
+
+    /// Counts rows in the service's store, read directly.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        read_store!(self, |conn| sqlx::query_scalar(&sql)
             .fetch_one(&mut conn)
             .await
-            .unwrap()
+            .unwrap())
     }
 
     /// `(state, last_error)` of the work row for a GHL id, read directly from the store.
     pub async fn work_row(&self, ghl_id: &str) -> Option<(String, Option<String>)> {
-        use sqlx::ConnectOptions;
-        let options: sqlx::sqlite::SqliteConnectOptions = self.database_url().parse().unwrap();
-        let mut conn = options.read_only(true).connect().await.unwrap();
-        sqlx::query_as("SELECT state, last_error FROM work WHERE ghl_id = ?1")
+        const SQL: &str = "SELECT state, last_error FROM work WHERE ghl_id = $1";
+        read_store!(self, |conn| sqlx::query_as(SQL)
             .bind(ghl_id)
             .fetch_optional(&mut conn)
             .await
-            .unwrap()
+            .unwrap())
     }
 
     /// GHL ids of every dead work item, sorted.
     pub async fn dead_ghl_ids(&self) -> Vec<String> {
-        use sqlx::ConnectOptions;
-        let options: sqlx::sqlite::SqliteConnectOptions = self.database_url().parse().unwrap();
-        let mut conn = options.read_only(true).connect().await.unwrap();
-        sqlx::query_scalar("SELECT ghl_id FROM work WHERE state = 'dead' ORDER BY ghl_id")
+        const SQL: &str = "SELECT ghl_id FROM work WHERE state = 'dead' ORDER BY ghl_id";
+        read_store!(self, |conn| sqlx::query_scalar(SQL)
             .fetch_all(&mut conn)
             .await
-            .unwrap()
+            .unwrap())
     }
 
     /// GHL fetches of one contact record so far (not of its tasks, notes, appointments).
@@ -303,6 +479,27 @@ impl Service {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits up to `grace` for the exit (as Kubernetes would); panics past it.
+    pub fn terminate(mut self, grace: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM delivered");
+        let until = std::time::Instant::now() + grace;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no exit within {grace:?}: {:#?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
