@@ -1,5 +1,6 @@
 //! `/admin/*`: work by state, dead letters and their replay, resync, tenants. Bearer
 //! `ADMIN_TOKEN`, compared in constant time; not mounted at all without a token.
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -112,10 +113,18 @@ fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
+/// The query string, or the JSON 400 every other bad input gets.
+fn work_query(query: Result<Query<WorkQuery>, QueryRejection>) -> Result<WorkQuery, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+}
+
 async fn work(
     State(state): State<AppState>,
-    Query(query): Query<WorkQuery>,
+    query: Result<Query<WorkQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let query = work_query(query)?;
     let filter = query.state.as_deref().map(parse_state).transpose()?;
     let limit = limit(query.limit)?;
     let counts = state.store.work_counts().await.map_err(store_error)?;
@@ -124,14 +133,13 @@ async fn work(
         .list_work(filter, limit)
         .await
         .map_err(store_error)?;
-    let counts: serde_json::Map<String, Value> =
-        [WorkState::Pending, WorkState::Done, WorkState::Dead]
-            .into_iter()
-            .map(|s| {
-                let n = counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
-                (s.as_str().to_owned(), json!(n))
-            })
-            .collect();
+    let counts: serde_json::Map<String, Value> = WorkState::ALL
+        .into_iter()
+        .map(|s| {
+            let n = counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+            (s.as_str().to_owned(), json!(n))
+        })
+        .collect();
     Ok(Json(
         json!({ "counts": counts, "items": items.iter().map(item_json).collect::<Vec<_>>() }),
     ))
@@ -139,8 +147,9 @@ async fn work(
 
 async fn dead(
     State(state): State<AppState>,
-    Query(query): Query<WorkQuery>,
+    query: Result<Query<WorkQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let query = work_query(query)?;
     let limit = limit(query.limit)?;
     let items = state
         .store
