@@ -648,7 +648,10 @@ async fn lock_store(database_url: &str) -> StoreLock {
         Box::new(conn)
     } else {
         let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-        sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
         Box::new(conn)
     };
     StoreLock {
