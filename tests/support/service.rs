@@ -247,6 +247,21 @@ impl World {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         env.extend(self.env.clone());
+        if self.store_kind() == StoreKind::Postgres && !env.contains_key("WORK_LEASE") {
+            // SQLite hands a killed service's leased items back when it starts again; on
+            // PostgreSQL (other replicas may hold leases) they wait for their lease to run out.
+            // The shortest lease the service accepts (twice UPSTREAM_TIMEOUT) keeps that inside
+            // the crash tests' deadlines instead of the default two minutes.
+            let timeout = env
+                .get("UPSTREAM_TIMEOUT")
+                .and_then(|t| humantime::parse_duration(t).ok())
+                .unwrap_or(Duration::from_secs(30));
+            let lease = (timeout * 2).max(Duration::from_secs(10));
+            env.insert(
+                "WORK_LEASE".into(),
+                humantime::format_duration(lease).to_string(),
+            );
+        }
         env
     }
 
@@ -346,6 +361,16 @@ impl World {
     pub async fn count_rows(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         read_store!(self, |conn| sqlx::query_scalar(&sql)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap())
+    }
+
+    /// Work items in `state` (`pending`, `done` or `dead`), read directly from the store.
+    pub async fn count_work(&self, state: &str) -> i64 {
+        const SQL: &str = "SELECT COUNT(*) FROM work WHERE state = $1";
+        read_store!(self, |conn| sqlx::query_scalar(SQL)
+            .bind(state)
             .fetch_one(&mut conn)
             .await
             .unwrap())
