@@ -418,15 +418,7 @@ async fn a_child_created_and_deleted_before_its_first_sync_writes_nothing() {
 
     // Keep the only worker busy on another contact while both note events arrive.
     world.seed_contact("busy");
-    let gate = Gate::new();
-    world.ghl.faults().push(
-        FaultRule::always(
-            Some(Method::GET),
-            "/contacts/busy",
-            FaultAction::Hold(gate.clone()),
-        )
-        .times(1),
-    );
+    let gate = world.hold_first_ghl_get("/contacts/busy");
     world
         .post_signed(&service, &world.contact_webhook("ContactCreate", "busy"))
         .await;

@@ -2,7 +2,7 @@
 mod support;
 
 use base64::Engine;
-use ghl_holded_sync::sim::faults::{FaultAction, FaultRule, Gate};
+use ghl_holded_sync::sim::faults::{FaultAction, FaultRule};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::eventually;
@@ -397,15 +397,7 @@ async fn pending_work_survives_a_crash_and_restart() {
 async fn webhook_acknowledged_before_a_crash_is_synced_after_restart() {
     let world = World::new().await;
     // GHL hangs on the fetch, so the item is leased and in flight when the process dies.
-    let gate = Gate::new();
-    world.ghl.faults().push(
-        FaultRule::always(
-            Some(Method::GET),
-            "/contacts/c1",
-            FaultAction::Hold(gate.clone()),
-        )
-        .times(1),
-    );
+    let gate = world.hold_first_ghl_get("/contacts/c1");
     let service = world.start_service().await;
     world.seed_contact("c1");
     let response = world
@@ -425,15 +417,7 @@ async fn webhook_acknowledged_before_a_crash_is_synced_after_restart() {
 #[tokio::test]
 async fn update_arriving_mid_sync_is_synced_again() {
     let world = World::new().await;
-    let gate = Gate::new();
-    world.ghl.faults().push(
-        FaultRule::always(
-            Some(Method::GET),
-            "/contacts/c1",
-            FaultAction::Hold(gate.clone()),
-        )
-        .times(1),
-    );
+    let gate = world.hold_first_ghl_get("/contacts/c1");
     let service = world.start_service().await;
     world.seed_contact("c1");
     world

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ghl_holded_sync::sim::faults::{FaultAction, FaultRule, Gate};
 use ghl_holded_sync::sim::ghl::GhlSim;
 use ghl_holded_sync::sim::holded::HoldedSim;
 use ghl_holded_sync::sim::webhooks::{contact_event, WebhookSigner, TEST_ONLY_RSA_PRIVATE_KEY_PEM};
@@ -208,6 +209,21 @@ impl World {
             database: TestDatabase::create(store).await,
             env: HashMap::new(),
         }
+    }
+
+    /// Holds the answer to the first GHL `GET` of `path` (read, then held) until the
+    /// returned gate opens: the sync is in flight for as long as the test wants.
+    pub fn hold_first_ghl_get(&self, path: &str) -> Gate {
+        let gate = Gate::new();
+        self.ghl.faults().push(
+            FaultRule::always(
+                Some(reqwest::Method::GET),
+                path,
+                FaultAction::Hold(gate.clone()),
+            )
+            .times(1),
+        );
+        gate
     }
 
     /// Budgets high enough that a test's backlog is limited by the machine, not by pacing
