@@ -4,6 +4,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use serde_json::json;
 
 use super::{ApiError, AppState};
@@ -16,6 +17,20 @@ const RETRY_AFTER_SECS: u64 = 60;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/ghl", post(receive))
+}
+
+/// How much of an oversized body is read and thrown away before the 413, so that a client
+/// still sending it gets the answer instead of a reset connection. Past this, it gets a reset.
+const DISCARD_LIMIT: usize = 4 * MAX_BODY_BYTES;
+
+async fn discard(mut body: Body) {
+    let mut read = 0;
+    while read < DISCARD_LIMIT {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
 }
 
 fn too_large() -> ApiError {
@@ -37,6 +52,7 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        discard(body).await;
         return Err(too_large());
     }
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
