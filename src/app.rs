@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::ghl::GhlClient;
 use crate::holded::{HoldedClient, HoldedEndpoints};
 use crate::http::{self, AppState};
+use crate::oauth::{self, Marketplace};
 use crate::store::{self, SharedStore, StoreRole};
 use crate::sync::{ActivitySync, ContactSync, Sweeper, WorkSignal, WorkerPool, WorkerSettings};
-use crate::tenants::{StaticTenants, Tenant, TenantDirectory};
 use crate::webhook::{WebhookIntake, WebhookVerifier};
 
 /// A running service. Dropping it does not stop it: call [`App::shutdown`].
@@ -50,23 +50,12 @@ impl App {
             store.clone(),
             signal.clone(),
             config.webhook_replay_window,
+            config.webhook_settle,
             config
                 .marketplace_app
                 .as_ref()
                 .map(|a| a.client_id.as_str()),
         );
-        let tenants: Arc<dyn TenantDirectory> = Arc::new(StaticTenants::new(
-            config
-                .single_location
-                .iter()
-                .map(|single| Tenant {
-                    location_id: single.location_id.clone(),
-                    ghl_token: single.ghl_token.clone(),
-                    holded_key: single.holded_key.clone(),
-                    delete_policy: config.delete_policy,
-                })
-                .collect(),
-        ));
         let ghl = GhlClient::with_budget(
             config.ghl_api_base.clone(),
             config.upstream_timeout,
@@ -78,6 +67,12 @@ impl App {
             config.upstream_timeout,
             config.holded_rate_limit,
         );
+        let marketplace = Marketplace::from_config(&config, &store, &holded, &signal)?;
+        let tenants = oauth::tenant_directory(&config, marketplace.as_ref());
+        let intake = match &marketplace {
+            Some(marketplace) => intake.with_lifecycle(marketplace.flow.clone()),
+            None => intake,
+        };
         let sweeper = Sweeper::new(
             store.clone(),
             ghl.clone(),
@@ -110,8 +105,10 @@ impl App {
                 store: store.clone(),
                 tenants,
                 signal,
+                delete_policy: config.delete_policy,
             },
             config.admin_token.clone(),
+            marketplace.as_ref().map(|m| m.flow.clone()),
         );
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -124,6 +121,9 @@ impl App {
         });
         tasks.spawn(workers.run(shutdown.clone()));
         tasks.spawn(sweeper.run(shutdown.clone()));
+        if let Some(marketplace) = &marketplace {
+            tasks.spawn(marketplace.tokens.clone().keep_fresh(shutdown.clone()));
+        }
         tasks.spawn(purge_events(
             store.clone(),
             config.event_retention,

@@ -38,13 +38,15 @@ pub struct SingleLocation {
     pub holded_key: SecretString,
 }
 
-/// Marketplace-app credentials; the OAuth flow itself is not built yet, but the
-/// `appId` filter on webhooks already uses the client id.
+/// Marketplace-app credentials (the OAuth install); the `appId` filter on webhooks uses the
+/// client id too.
 #[derive(Clone, Debug)]
 pub struct MarketplaceApp {
     pub client_id: String,
     pub client_secret: SecretString,
     pub public_url: url::Url,
+    /// Host of the consent screen (white-label agencies use their own).
+    pub marketplace_url: url::Url,
 }
 
 #[derive(Clone, Debug)]
@@ -65,6 +67,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub delete_policy: DeletePolicy,
     pub webhook_replay_window: Duration,
+    pub webhook_settle: Duration,
     pub event_retention: Duration,
     pub upstream_timeout: Duration,
     pub ghl_rate_limit: RateLimit,
@@ -107,6 +110,7 @@ impl Config {
                 DeletePolicy::parse(raw).map_err(|e| e.0)
             })?,
             webhook_replay_window: vars.duration("WEBHOOK_REPLAY_WINDOW", "2h")?,
+            webhook_settle: vars.parse("WEBHOOK_SETTLE", "250ms", settle)?,
             event_retention: vars.duration("EVENT_RETENTION", "7d")?,
             upstream_timeout: vars.duration("UPSTREAM_TIMEOUT", "30s")?,
             ghl_rate_limit: vars.parse("GHL_RATE_LIMIT", "100/10s", RateLimit::parse)?,
@@ -158,6 +162,17 @@ fn positive(raw: &str) -> Result<u32, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| "must be a whole number above zero".into())
+}
+
+/// Zero turns coalescing off; more than a few seconds would make every update visibly late.
+fn settle(raw: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(d) if d <= Duration::from_secs(5) => Ok(d),
+        Ok(_) => Err("must be at most 5s".into()),
+        Err(e) => Err(format!(
+            "{e}; use a duration such as 250ms, or 0s to turn it off"
+        )),
+    }
 }
 
 struct Vars(HashMap<String, String>);
@@ -261,10 +276,18 @@ impl Vars {
         if self.get("PUBLIC_URL").is_none() {
             return Err(invalid("PUBLIC_URL", "required when GHL_CLIENT_ID is set"));
         }
+        if self.get("ENCRYPTION_KEY").is_none() {
+            return Err(invalid(
+                "ENCRYPTION_KEY",
+                "required when GHL_CLIENT_ID is set: tokens and Holded keys are stored encrypted",
+            ));
+        }
         Ok(Some(MarketplaceApp {
             client_id,
             client_secret: SecretString::from(client_secret),
             public_url: self.url("PUBLIC_URL", "")?,
+            marketplace_url: self
+                .url("GHL_MARKETPLACE_URL", "https://marketplace.gohighlevel.com")?,
         }))
     }
 

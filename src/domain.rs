@@ -116,6 +116,14 @@ pub enum DeletePolicy {
 }
 
 impl DeletePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletePolicy::Tag => "tag",
+            DeletePolicy::Delete => "delete",
+            DeletePolicy::Ignore => "ignore",
+        }
+    }
+
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         match raw {
             "tag" => Ok(DeletePolicy::Tag),

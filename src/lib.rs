@@ -9,6 +9,8 @@ pub mod ghl;
 pub mod holded;
 pub mod http;
 pub mod metrics;
+pub mod oauth;
+pub mod secrets;
 pub mod sim;
 pub mod store;
 pub mod sync;

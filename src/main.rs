@@ -120,7 +120,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<bool> {
                     return Ok(false);
                 }
             };
-            let tenants = commands::tenants(&config);
+            let tenants = commands::tenants(&config, &store)?;
             let ghl = commands::ghl_client(&config);
             let holded = commands::holded_client(&config);
             Ok(commands::check::run(&store, tenants.as_ref(), &ghl, &holded).await)
@@ -161,11 +161,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<bool> {
         Command::Backfill { location, restart } => {
             let location =
                 LocationId::parse(&location).map_err(|e| anyhow::anyhow!("--location: {e}"))?;
-            let tenant = commands::tenants(&config)
+            let store = tool_store(&config).await?;
+            let tenant = commands::tenants(&config, &store)?
                 .tenant(&location)
                 .await
                 .with_context(|| format!("no credentials for location {location}"))?;
-            let store = tool_store(&config).await?;
             let ghl = commands::ghl_client(&config);
             commands::backfill::run(&store, &ghl, &tenant, restart).await?;
             Ok(true)

@@ -61,6 +61,7 @@ pub struct Metrics {
     token_refreshes: Family<OutcomeLabels, Counter>,
     dead_letters: Family<KindLabels, Counter>,
     work_items: Family<StateLabels, Gauge>,
+    tenants: Family<StateLabels, Gauge>,
 }
 
 /// Webhook types are GHL's; anything else is folded into one label value so a sender
@@ -103,6 +104,7 @@ impl Metrics {
             token_refreshes: Family::default(),
             dead_letters: Family::default(),
             work_items: Family::default(),
+            tenants: Family::default(),
         };
         {
             let mut r = metrics.registry.lock().expect("registry lock");
@@ -145,6 +147,11 @@ impl Metrics {
                 "work_items",
                 "Work items by state, read from the store at scrape time",
                 metrics.work_items.clone(),
+            );
+            r.register(
+                "tenants",
+                "Installed locations by state (active, awaiting_key, needs_reconnect, uninstalled)",
+                metrics.tenants.clone(),
             );
         }
         metrics
@@ -212,6 +219,14 @@ impl Metrics {
 
     pub fn set_work_items(&self, state: &str, count: i64) {
         self.work_items
+            .get_or_create(&StateLabels {
+                state: state.into(),
+            })
+            .set(count);
+    }
+
+    pub fn set_tenants(&self, state: &str, count: i64) {
+        self.tenants
             .get_or_create(&StateLabels {
                 state: state.into(),
             })

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::eventually;
+use support::marketplace as app;
 use support::service::{Service, StoreKind, World, HOLDED_KEY};
 
 const REPLICAS: usize = 3;
@@ -215,4 +216,68 @@ async fn three_replicas_share_the_work_and_never_sync_one_item_at_once() {
         CONTACTS,
         "every contact, and nothing else, was synced"
     );
+}
+
+/// GHL rotates refresh tokens: with three replicas and many workers hitting an expired token
+/// at once, each rotation is exactly one refresh, and every sync still lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_refresh_each_rotated_token_exactly_once() {
+    const LOCATION: &str = "LocReplicasOAuth0001";
+    const KEY: &str = "holded-key-replicas-oauth";
+    const ROUND: usize = 30;
+    let mut world = World::on(StoreKind::Postgres).await;
+    world.without_rate_limits();
+    app::enable(&mut world);
+    world.env.insert("WORKERS".into(), "8".into());
+    let (a, b, c) = tokio::join!(
+        world.start_service(),
+        world.start_service(),
+        world.start_service()
+    );
+    let replicas = [a, b, c];
+    app::install_and_connect(&world, &replicas[0], LOCATION, KEY).await;
+    for i in 0..ROUND {
+        app::seed_contact_in(&world, LOCATION, &format!("r{i}"), "Replica");
+    }
+    let world = Arc::new(world);
+    let urls: Arc<Vec<String>> =
+        Arc::new(replicas.iter().map(|s| s.url("/webhooks/ghl")).collect());
+
+    for rotation in 1..=2 {
+        world.ghl.expire_access_tokens();
+        let mut senders = tokio::task::JoinSet::new();
+        for n in 0..ROUND * REPLICAS {
+            let (world, urls) = (world.clone(), urls.clone());
+            senders.spawn(async move {
+                let id = format!("r{}", n % ROUND);
+                let email = format!("rotation{rotation}-{id}@example.com");
+                world.ghl.patch_contact(&id, json!({ "email": email }));
+                let body = world.contact_webhook("ContactUpdate", &id);
+                deliver(&world, &urls[n % REPLICAS], &body).await;
+            });
+        }
+        while let Some(sent) = senders.join_next().await {
+            sent.unwrap();
+        }
+        for i in 0..ROUND {
+            let id = format!("r{i}");
+            let email = format!("rotation{rotation}-{id}@example.com");
+            eventually(
+                &format!("{id} at rotation {rotation}"),
+                Duration::from_secs(60),
+                || {
+                    let found = world.holded.contacts_with_custom_id(KEY, &id);
+                    let synced = found.len() == 1 && found[0]["email"] == email.as_str();
+                    async move { synced.then_some(()) }
+                },
+            )
+            .await;
+        }
+        assert_eq!(
+            app::refresh_requests(&world),
+            rotation,
+            "one refresh per rotation across {REPLICAS} replicas"
+        );
+    }
+    assert_eq!(world.dead_ghl_ids().await, Vec::<String>::new());
 }

@@ -76,10 +76,7 @@ pub async fn run(
         let calendars = ghl.get_appointment(access, &probe).await.map(drop);
         let (ok, detail) = ghl_verdict(calendars, "calendars/events.readonly");
         report.line(ok, &format!("{subject} GHL appointments"), &detail);
-        match holded
-            .find_contacts_by_custom_id(&tenant.holded_key, PROBE_ID)
-            .await
-        {
+        match holded.check_key(&tenant.holded_key).await {
             Ok(_) => report.line(true, &format!("{subject} Holded"), "API key accepted"),
             Err(error) => report.line(false, &format!("{subject} Holded"), &error.to_string()),
         }

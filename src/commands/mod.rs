@@ -10,22 +10,20 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::ghl::GhlClient;
 use crate::holded::{HoldedClient, HoldedEndpoints};
-use crate::tenants::{StaticTenants, Tenant, TenantDirectory};
+use crate::oauth::{self, Marketplace};
+use crate::store::SharedStore;
+use crate::sync::WorkSignal;
+use crate::tenants::TenantDirectory;
 
-/// The tenants the configuration names.
-pub fn tenants(config: &Config) -> Arc<dyn TenantDirectory> {
-    Arc::new(StaticTenants::new(
-        config
-            .single_location
-            .iter()
-            .map(|single| Tenant {
-                location_id: single.location_id.clone(),
-                ghl_token: single.ghl_token.clone(),
-                holded_key: single.holded_key.clone(),
-                delete_policy: config.delete_policy,
-            })
-            .collect(),
-    ))
+/// The tenants the configuration names and the store's Marketplace installs.
+pub fn tenants(config: &Config, store: &SharedStore) -> anyhow::Result<Arc<dyn TenantDirectory>> {
+    let marketplace = Marketplace::from_config(
+        config,
+        store,
+        &holded_client(config),
+        &WorkSignal::default(),
+    )?;
+    Ok(oauth::tenant_directory(config, marketplace.as_ref()))
 }
 
 pub fn ghl_client(config: &Config) -> GhlClient {

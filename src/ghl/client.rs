@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -23,6 +24,9 @@ const CALENDARS_VERSION: &str = "2021-04-15";
 pub enum GhlError {
     #[error("GHL refused the token (401): {0}")]
     Unauthorized(String),
+    /// No usable token until someone installs the app again (a refused refresh, an uninstall).
+    #[error("the location must reconnect the app: {0}")]
+    Reconnect(String),
     #[error("GHL rate limit (429)")]
     RateLimited { retry_after: Option<Duration> },
     #[error("GHL answered {status}: {message}")]
@@ -39,7 +43,40 @@ pub enum GhlError {
 #[derive(Clone, Copy)]
 pub struct GhlAccess<'a> {
     pub location_id: &'a LocationId,
-    pub token: &'a SecretString,
+    pub tokens: &'a dyn TokenSource,
+}
+
+/// Where a location's bearer token comes from: a fixed Private Integration token, or the
+/// OAuth token manager. The client asks it for a token per call and tells it about a 401.
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    async fn bearer(&self, location_id: &LocationId) -> Result<SecretString, GhlError>;
+
+    /// GHL answered 401 to `refused`: a renewed token to retry once with, or `None` when
+    /// there is nothing better to offer.
+    async fn renew(
+        &self,
+        location_id: &LocationId,
+        refused: &SecretString,
+    ) -> Result<Option<SecretString>, GhlError>;
+}
+
+/// A Private Integration token: it does not expire, so a 401 has no remedy here.
+pub struct FixedToken(pub SecretString);
+
+#[async_trait]
+impl TokenSource for FixedToken {
+    async fn bearer(&self, _: &LocationId) -> Result<SecretString, GhlError> {
+        Ok(self.0.clone())
+    }
+
+    async fn renew(
+        &self,
+        _: &LocationId,
+        _: &SecretString,
+    ) -> Result<Option<SecretString>, GhlError> {
+        Ok(None)
+    }
 }
 
 /// GHL's documented limits per app and location (reference §5); headers correct them.
@@ -224,10 +261,33 @@ impl GhlClient {
     }
 
     /// One call within the location's budget; the answer's rate-limit headers feed the
-    /// budget back. `None` when GHL says the record does not exist.
+    /// budget back. `None` when GHL says the record does not exist. A 401 renews the token
+    /// once and retries once (reference §9.12).
     async fn send(
         &self,
         access: GhlAccess<'_>,
+        method: Method,
+        version: &str,
+        path: &[&str],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<bytes::Bytes>, GhlError> {
+        let bearer = access.tokens.bearer(access.location_id).await?;
+        let call = |bearer| self.attempt(access, bearer, method.clone(), version, path, body);
+        match call(&bearer).await {
+            Err(GhlError::Unauthorized(message)) => {
+                match access.tokens.renew(access.location_id, &bearer).await? {
+                    Some(renewed) => call(&renewed).await,
+                    None => Err(GhlError::Unauthorized(message)),
+                }
+            }
+            answer => answer,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        access: GhlAccess<'_>,
+        bearer: &SecretString,
         method: Method,
         version: &str,
         path: &[&str],
@@ -239,7 +299,7 @@ impl GhlClient {
         let mut request = self
             .http
             .request(method, upstream::join(&self.base, path))
-            .bearer_auth(access.token.expose_secret())
+            .bearer_auth(bearer.expose_secret())
             .header("Version", version)
             .header("Accept", "application/json");
         if let Some(body) = body {
@@ -292,7 +352,7 @@ fn observed_limits(status: StatusCode, headers: &reqwest::header::HeaderMap) -> 
 }
 
 /// The body of a 2xx answer; every other status becomes the matching error.
-async fn checked(response: reqwest::Response) -> Result<bytes::Bytes, GhlError> {
+pub(super) async fn checked(response: reqwest::Response) -> Result<bytes::Bytes, GhlError> {
     let status = response.status();
     let retry_after = upstream::retry_after(response.headers());
     let body = response
@@ -331,7 +391,7 @@ fn record_missing(body: &[u8]) -> bool {
 }
 
 /// `{statusCode, message, error?}` where `message` may be an array (422).
-fn error_message(body: &[u8]) -> String {
+pub(super) fn error_message(body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     match parsed.as_ref().and_then(|v| v.get("message")) {
         Some(serde_json::Value::String(s)) => s.clone(),

@@ -86,6 +86,14 @@ impl HoldedClient {
         }
     }
 
+    /// Proves the key works with a read that changes nothing (a contact lookup by a
+    /// `customId` no record carries).
+    pub async fn check_key(&self, key: &SecretString) -> Result<(), HoldedError> {
+        self.find_contacts_by_custom_id(key, "ghl-holded-sync-check")
+            .await
+            .map(drop)
+    }
+
     /// Contacts whose `customId` is `custom_id` (we write the GHL id there on create).
     pub async fn find_contacts_by_custom_id(
         &self,

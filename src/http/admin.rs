@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 use crate::domain::{EntityKey, EntityKind, GhlId, LocationId};
-use crate::store::{WorkRequest, WorkState, WorkStatus};
+use crate::store::{TenantState, WorkRequest, WorkState, WorkStatus};
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
@@ -241,22 +241,35 @@ async fn resync(
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": true }))))
 }
 
-async fn tenants(State(state): State<AppState>) -> Json<Value> {
-    let tenants: Vec<Value> = state
-        .tenants
-        .all()
-        .await
+/// The environment's Private Integration location, then every Marketplace install with its
+/// state (an install that is not `active` has its work paused).
+async fn tenants(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let installed = state.store.tenants().await.map_err(store_error)?;
+    let synced = state.tenants.all().await;
+    let private = synced
         .iter()
+        .filter(|t| !installed.iter().any(|i| i.location_id == t.location_id))
         .map(|t| {
             json!({
                 "location_id": t.location_id.as_str(),
                 "setup": "private_integration",
-                "state": "connected",
-                "delete_policy": format!("{:?}", t.delete_policy).to_lowercase(),
+                "state": TenantState::Active.as_str(),
+                "company_id": null,
+                "delete_policy": t.delete_policy.as_str(),
             })
+        });
+    let marketplace = installed.iter().map(|i| {
+        json!({
+            "location_id": i.location_id.as_str(),
+            "setup": "marketplace",
+            "state": i.state.as_str(),
+            "company_id": i.company_id,
+            "delete_policy": state.delete_policy.as_str(),
         })
-        .collect();
-    Json(json!({ "tenants": tenants }))
+    });
+    Ok(Json(
+        json!({ "tenants": private.chain(marketplace).collect::<Vec<_>>() }),
+    ))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::AppState;
-use crate::store::WorkState;
+use crate::store::{StoreError, TenantState, WorkState};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -16,19 +16,43 @@ pub fn router() -> Router<AppState> {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = crate::metrics::global();
-    // Work counts come from the store, so every replica reports the shared truth; a
-    // store that cannot answer leaves the last values and is logged.
-    match state.store.work_counts().await {
+    // Counts come from the store, so every replica reports the shared truth; a store that
+    // cannot answer leaves the last values and is logged.
+    publish(
+        "work",
+        &WorkState::ALL,
+        state.store.work_counts().await,
+        WorkState::as_str,
+        |s, n| metrics.set_work_items(s, n),
+    );
+    publish(
+        "tenant",
+        &TenantState::ALL,
+        state.store.tenant_counts().await,
+        TenantState::as_str,
+        |s, n| metrics.set_tenants(s, n),
+    );
+    ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.render())
+}
+
+/// Sets one gauge per state, zero for states with no rows.
+fn publish<S: Copy + PartialEq>(
+    what: &str,
+    all: &[S],
+    counts: Result<Vec<(S, i64)>, StoreError>,
+    label: fn(S) -> &'static str,
+    set: impl Fn(&str, i64),
+) {
+    match counts {
         Ok(counts) => {
-            for work_state in WorkState::ALL {
+            for state in all {
                 let n = counts
                     .iter()
-                    .find(|(s, _)| *s == work_state)
+                    .find(|(s, _)| s == state)
                     .map_or(0, |(_, n)| *n);
-                metrics.set_work_items(work_state.as_str(), n);
+                set(label(*state), n);
             }
         }
-        Err(error) => tracing::warn!(%error, "metrics: work counts unavailable"),
+        Err(error) => tracing::warn!(%error, "metrics: {what} counts unavailable"),
     }
-    ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.render())
 }

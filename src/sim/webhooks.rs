@@ -212,6 +212,23 @@ fn date_added(record: &Value) -> Value {
         .unwrap_or_else(|| json!(now_rfc3339()))
 }
 
+/// An `INSTALL` or `UNINSTALL` event (AppInstall.md / AppUninstall.md): of a location
+/// (`location_id` set) or of an agency (only `company_id`).
+pub fn app_event(event_type: &str, location_id: Option<&str>, company_id: Option<&str>) -> Value {
+    let mut fields = Map::new();
+    if let Some(company_id) = company_id {
+        fields.insert("companyId".into(), json!(company_id));
+    }
+    match location_id {
+        Some(location_id) => envelope(event_type, &json!(location_id), fields),
+        None => {
+            let mut event = envelope(event_type, &Value::Null, fields);
+            event.as_object_mut().map(|e| e.remove("locationId"));
+            event
+        }
+    }
+}
+
 /// Adds the fields every event carries: `type`, `locationId`, and the envelope fields real
 /// payloads have beyond the docs (`appId`, `versionId`, `timestamp`, `webhookId`, §4.3).
 fn envelope(event_type: &str, location_id: &Value, fields: Map<String, Value>) -> Value {

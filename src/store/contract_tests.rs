@@ -21,6 +21,7 @@ fn event(dedupe: &str, id: &str, deleted: bool) -> NewEvent {
         dedupe_key: dedupe.into(),
         body: br#"{"type":"ContactUpdate"}"#.to_vec(),
         received_at: Utc::now(),
+        settle: Duration::ZERO,
         work: Some(WorkRequest {
             key: key(id),
             parent: None,
@@ -30,6 +31,37 @@ fn event(dedupe: &str, id: &str, deleted: bool) -> NewEvent {
 }
 
 const LEASE: Duration = Duration::from_secs(60);
+
+fn settling(dedupe: &str, id: &str, deleted: bool) -> NewEvent {
+    NewEvent {
+        settle: Duration::from_secs(60),
+        ..event(dedupe, id, deleted)
+    }
+}
+
+/// A record's first hint and a delete are due at once; an update to a record synced before
+/// waits for more, and a whole batch of hints is one row, one generation per hint.
+pub async fn updates_to_synced_records_settle(store: SharedStore) {
+    store.ingest(settling("s1", "c1", false)).await.unwrap();
+    let first = store.claim(10, LEASE).await.unwrap();
+    assert_eq!(first.len(), 1, "a first hint is due at once");
+    assert_eq!(
+        store.finish(&first[0], LinkUpdate::Keep).await.unwrap(),
+        Completion::Done
+    );
+
+    store.ingest(settling("s2", "c1", false)).await.unwrap();
+    store.ingest(settling("s3", "c1", false)).await.unwrap();
+    assert!(
+        store.claim(10, LEASE).await.unwrap().is_empty(),
+        "an update to a synced record waits"
+    );
+    store.ingest(settling("s4", "c1", true)).await.unwrap();
+    let deleted = store.claim(10, LEASE).await.unwrap();
+    assert_eq!(deleted.len(), 1, "a delete does not wait");
+    assert!(deleted[0].deleted);
+    assert_eq!(deleted[0].generation, first[0].generation + 3);
+}
 
 pub async fn dedupe_and_coalescing(store: SharedStore) {
     assert_eq!(
@@ -328,12 +360,516 @@ pub async fn sweep_and_backfill_positions_persist(store: SharedStore) {
     );
 }
 
+// ---- Installations ----
+
+fn location(id: &str) -> LocationId {
+    LocationId::parse(id).unwrap()
+}
+
+fn key_at(location_id: &str, id: &str) -> EntityKey {
+    EntityKey {
+        location_id: location(location_id),
+        ..key(id)
+    }
+}
+
+fn work_at(location_id: &str, id: &str) -> WorkRequest {
+    WorkRequest {
+        key: key_at(location_id, id),
+        parent: None,
+        deleted: false,
+    }
+}
+
+fn owner(owner_type: OwnerType, id: &str) -> TokenOwner {
+    TokenOwner {
+        owner_type,
+        id: id.into(),
+    }
+}
+
+/// Now plus `offset`, whole milliseconds as the store keeps times.
+fn at(offset: chrono::Duration) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_millis((Utc::now() + offset).timestamp_millis()).unwrap()
+}
+
+/// A token expiring in an hour; one minted from a company has no refresh token.
+fn token(owner: TokenOwner, company_id: Option<&str>, access: &[u8]) -> TokenRecord {
+    TokenRecord {
+        refresh: company_id.is_none().then(|| b"refresh".to_vec()),
+        owner,
+        company_id: company_id.map(Into::into),
+        access: access.to_vec(),
+        expires_at: at(chrono::Duration::hours(1)),
+        refreshed_at: at(chrono::Duration::zero()),
+        scopes: "contacts.readonly".into(),
+        version: 0,
+    }
+}
+
+fn installed(location_id: &str, company_id: Option<&str>) -> InstalledLocation {
+    InstalledLocation {
+        location_id: location(location_id),
+        company_id: company_id.map(Into::into),
+    }
+}
+
+/// Installs one location on its own token.
+async fn install_location(store: &SharedStore, location_id: &str) {
+    let own = token(owner(OwnerType::Location, location_id), None, b"access");
+    store
+        .install(&[installed(location_id, None)], &[own])
+        .await
+        .unwrap();
+}
+
+/// Installs agency `co1` with `loc1` and `loc2`, whose tokens it minted; returns the
+/// company's token and the minted ones.
+async fn install_agency(store: &SharedStore) -> [TokenRecord; 3] {
+    let tokens = [
+        token(owner(OwnerType::Company, "co1"), None, b"company"),
+        token(owner(OwnerType::Location, "loc1"), Some("co1"), b"loc1"),
+        token(owner(OwnerType::Location, "loc2"), Some("co1"), b"loc2"),
+    ];
+    let locations = [
+        installed("loc1", Some("co1")),
+        installed("loc2", Some("co1")),
+    ];
+    store.install(&locations, &tokens).await.unwrap();
+    tokens
+}
+
+async fn state_of(store: &SharedStore, location_id: &str) -> Option<TenantState> {
+    let tenant = store.tenant(&location(location_id)).await.unwrap();
+    tenant.map(|t| t.state)
+}
+
+async fn claimed_locations(store: &SharedStore) -> Vec<String> {
+    let mut claimed: Vec<String> = store
+        .claim(10, LEASE)
+        .await
+        .unwrap()
+        .iter()
+        .map(|item| item.key.location_id.to_string())
+        .collect();
+    claimed.sort();
+    claimed
+}
+
+pub async fn a_holded_key_activates_an_installed_location(store: SharedStore) {
+    install_agency(&store).await;
+    let tenants = store.tenants().await.unwrap();
+    assert_eq!(
+        tenants
+            .iter()
+            .map(|t| (t.location_id.as_str(), t.company_id.as_deref(), t.state))
+            .collect::<Vec<_>>(),
+        [
+            ("loc1", Some("co1"), TenantState::AwaitingKey),
+            ("loc2", Some("co1"), TenantState::AwaitingKey)
+        ]
+    );
+    assert!(tenants.iter().all(|t| t.holded_key.is_none()));
+    assert_eq!(
+        store.company_locations("co1").await.unwrap(),
+        [location("loc1"), location("loc2")]
+    );
+
+    assert_eq!(
+        store
+            .set_holded_key(&location("loc1"), b"sealed\x00key")
+            .await
+            .unwrap(),
+        Some(TenantState::Active)
+    );
+    let loc1 = store.tenant(&location("loc1")).await.unwrap().unwrap();
+    assert_eq!(
+        (loc1.state, loc1.holded_key.as_deref()),
+        (TenantState::Active, Some(&b"sealed\x00key"[..]))
+    );
+    assert_eq!(
+        store
+            .set_holded_key(&location("elsewhere"), b"k")
+            .await
+            .unwrap(),
+        None,
+        "not installed"
+    );
+    let mut counts = store.tenant_counts().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(
+        counts,
+        [(TenantState::Active, 1), (TenantState::AwaitingKey, 1)]
+    );
+
+    // A location that needs a re-install does not take a key (nor become active).
+    store
+        .set_tenant_state(&[location("loc1")], TenantState::NeedsReconnect)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .set_holded_key(&location("loc1"), b"other")
+            .await
+            .unwrap(),
+        Some(TenantState::NeedsReconnect)
+    );
+    let loc1 = store.tenant(&location("loc1")).await.unwrap().unwrap();
+    assert_eq!(loc1.holded_key.as_deref(), Some(&b"sealed\x00key"[..]));
+}
+
+pub async fn tokens_round_trip(store: SharedStore) {
+    let [company, minted, _] = install_agency(&store).await;
+    assert!(company.refresh.is_some() && minted.refresh.is_none());
+    assert_eq!(store.token(&company.owner).await.unwrap(), Some(company));
+    assert_eq!(
+        store.token(&minted.owner).await.unwrap(),
+        Some(minted),
+        "a minted token has no refresh token"
+    );
+    assert_eq!(
+        store
+            .token(&owner(OwnerType::Company, "loc1"))
+            .await
+            .unwrap(),
+        None,
+        "the owner type is part of the key"
+    );
+}
+
+pub async fn claim_leaves_work_of_inactive_locations_pending(store: SharedStore) {
+    store
+        .enqueue(&[
+            work_at("loc1", "c1"),
+            work_at("loc2", "c1"),
+            work_at("configured", "c1"),
+        ])
+        .await
+        .unwrap();
+    install_location(&store, "loc1").await;
+    install_location(&store, "loc2").await;
+    store.set_holded_key(&location("loc1"), b"k").await.unwrap();
+    store
+        .set_tenant_state(&[location("loc1")], TenantState::NeedsReconnect)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed_locations(&store).await,
+        ["configured"],
+        "only the location without a tenants row is claimed"
+    );
+
+    // A re-install resumes it: it still has its key.
+    install_location(&store, "loc1").await;
+    assert_eq!(state_of(&store, "loc1").await, Some(TenantState::Active));
+    assert_eq!(claimed_locations(&store).await, ["loc1"]);
+    assert!(
+        claimed_locations(&store).await.is_empty(),
+        "loc2 has no key"
+    );
+    assert_eq!(
+        store
+            .work_status(&key_at("loc2", "c1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        WorkState::Pending
+    );
+}
+
+pub async fn one_refresh_lease_per_token_version(store: SharedStore) {
+    install_agency(&store).await;
+    let company = owner(OwnerType::Company, "co1");
+    let lease = store
+        .lease_refresh(&company, 0, LEASE)
+        .await
+        .unwrap()
+        .expect("an unleased token");
+    assert_eq!(
+        store.lease_refresh(&company, 0, LEASE).await.unwrap(),
+        None,
+        "leased"
+    );
+    assert_eq!(
+        store
+            .lease_refresh(&owner(OwnerType::Company, "nobody"), 0, LEASE)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let expires_at = at(chrono::Duration::hours(24));
+    assert!(store
+        .complete_refresh(&lease, b"access2", Some(b"refresh2"), expires_at, "s2")
+        .await
+        .unwrap());
+    let renewed = store.token(&company).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            renewed.version,
+            renewed.access.as_slice(),
+            renewed.refresh.as_deref(),
+            renewed.expires_at,
+            renewed.scopes.as_str()
+        ),
+        (1, &b"access2"[..], Some(&b"refresh2"[..]), expires_at, "s2")
+    );
+    assert!(!store
+        .complete_refresh(&lease, b"again", None, expires_at, "s2")
+        .await
+        .unwrap());
+
+    assert_eq!(
+        store.lease_refresh(&company, 0, LEASE).await.unwrap(),
+        None,
+        "a waiter at the old version sees the refresh happened"
+    );
+    let next = store
+        .lease_refresh(&company, 1, LEASE)
+        .await
+        .unwrap()
+        .expect("completing released the lease");
+    store.abandon_refresh(&next).await.unwrap();
+    assert!(
+        store
+            .lease_refresh(&company, 1, LEASE)
+            .await
+            .unwrap()
+            .is_some(),
+        "abandoning released the lease"
+    );
+
+    // A token minted from a company is renewed without a refresh token.
+    let minted = owner(OwnerType::Location, "loc1");
+    let lease = store
+        .lease_refresh(&minted, 0, LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .complete_refresh(&lease, b"minted2", None, expires_at, "s")
+        .await
+        .unwrap());
+    assert_eq!(store.token(&minted).await.unwrap().unwrap().refresh, None);
+}
+
+pub async fn a_lapsed_refresh_lease_is_taken_over(store: SharedStore) {
+    install_agency(&store).await;
+    let company = owner(OwnerType::Company, "co1");
+    let lapsing = store
+        .lease_refresh(&company, 0, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let taken = loop {
+        if let Some(lease) = store.lease_refresh(&company, 0, LEASE).await.unwrap() {
+            break lease;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a lapsed lease is taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let expires_at = at(chrono::Duration::hours(24));
+    assert!(
+        !store
+            .complete_refresh(&lapsing, b"lost", Some(b"lost"), expires_at, "lost")
+            .await
+            .unwrap(),
+        "the lease was lost"
+    );
+    let untouched = store.token(&company).await.unwrap().unwrap();
+    assert_eq!(
+        (untouched.version, untouched.access.as_slice()),
+        (0, &b"company"[..])
+    );
+    store.abandon_refresh(&lapsing).await.unwrap();
+    assert_eq!(
+        store.lease_refresh(&company, 0, LEASE).await.unwrap(),
+        None,
+        "a lost lease cannot release the new holder's"
+    );
+    assert!(store
+        .complete_refresh(&taken, b"won", Some(b"won"), expires_at, "s")
+        .await
+        .unwrap());
+    assert_eq!(store.token(&company).await.unwrap().unwrap().version, 1);
+}
+
+pub async fn reinstalling_renews_the_token_and_voids_its_lease(store: SharedStore) {
+    install_location(&store, "loc1").await;
+    let own = owner(OwnerType::Location, "loc1");
+    let lease = store.lease_refresh(&own, 0, LEASE).await.unwrap().unwrap();
+    let mut fresh = token(own.clone(), None, b"reinstalled");
+    fresh.refresh = Some(b"refresh2".to_vec());
+    store
+        .install(&[installed("loc1", None)], std::slice::from_ref(&fresh))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token(&own).await.unwrap(),
+        Some(TokenRecord {
+            version: 1,
+            ..fresh
+        }),
+        "the version keeps counting"
+    );
+    assert!(!store
+        .complete_refresh(&lease, b"stale", None, at(chrono::Duration::hours(1)), "s")
+        .await
+        .unwrap());
+    assert!(store.lease_refresh(&own, 1, LEASE).await.unwrap().is_some());
+}
+
+pub async fn uninstalling_a_company_uninstalls_its_locations(store: SharedStore) {
+    install_agency(&store).await;
+    install_location(&store, "loc3").await;
+    for location_id in ["loc1", "loc3"] {
+        store
+            .set_holded_key(&location(location_id), b"k")
+            .await
+            .unwrap();
+    }
+    store.enqueue(&[work_at("loc1", "c1")]).await.unwrap();
+    let item = store.claim(1, LEASE).await.unwrap().remove(0);
+    let saved = LinkUpdate::Save {
+        holded_id: "h1".into(),
+        hash: "x".into(),
+        parent: None,
+    };
+    store.finish(&item, saved).await.unwrap();
+    store.enqueue(&[work_at("loc1", "c1")]).await.unwrap();
+
+    assert_eq!(
+        store
+            .uninstall(&owner(OwnerType::Company, "co1"))
+            .await
+            .unwrap(),
+        [location("loc1"), location("loc2")]
+    );
+    for gone in [
+        owner(OwnerType::Company, "co1"),
+        owner(OwnerType::Location, "loc1"),
+        owner(OwnerType::Location, "loc2"),
+    ] {
+        assert_eq!(store.token(&gone).await.unwrap(), None, "{gone:?}");
+    }
+    let tenants = store.tenants().await.unwrap();
+    assert_eq!(
+        tenants
+            .iter()
+            .map(|t| (t.location_id.as_str(), t.state, t.holded_key.is_some()))
+            .collect::<Vec<_>>(),
+        [
+            ("loc1", TenantState::Uninstalled, false),
+            ("loc2", TenantState::Uninstalled, false),
+            ("loc3", TenantState::Active, true)
+        ]
+    );
+    assert!(store
+        .token(&owner(OwnerType::Location, "loc3"))
+        .await
+        .unwrap()
+        .is_some());
+    // Links and work stay; the work waits for a re-install.
+    assert!(store.link(&key_at("loc1", "c1")).await.unwrap().is_some());
+    assert!(store.claim(10, LEASE).await.unwrap().is_empty());
+    assert_eq!(
+        store.set_holded_key(&location("loc1"), b"k").await.unwrap(),
+        Some(TenantState::Uninstalled),
+        "a key needs a re-install first"
+    );
+
+    install_agency(&store).await;
+    assert_eq!(
+        state_of(&store, "loc1").await,
+        Some(TenantState::AwaitingKey)
+    );
+    store.set_holded_key(&location("loc1"), b"k").await.unwrap();
+    assert_eq!(claimed_locations(&store).await, ["loc1"]);
+
+    assert_eq!(
+        store
+            .uninstall(&owner(OwnerType::Location, "loc3"))
+            .await
+            .unwrap(),
+        [location("loc3")]
+    );
+    assert_eq!(
+        state_of(&store, "loc3").await,
+        Some(TenantState::Uninstalled)
+    );
+    assert_eq!(
+        state_of(&store, "loc2").await,
+        Some(TenantState::AwaitingKey)
+    );
+    let mut counts = store.tenant_counts().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(
+        counts,
+        [
+            (TenantState::Active, 1),
+            (TenantState::AwaitingKey, 1),
+            (TenantState::Uninstalled, 1)
+        ]
+    );
+}
+
+pub async fn tokens_due_are_expiring_or_stale(store: SharedStore) {
+    let mut expiring = token(owner(OwnerType::Location, "expiring"), None, b"a");
+    expiring.expires_at = at(chrono::Duration::minutes(5));
+    let mut stale = token(owner(OwnerType::Company, "stale"), None, b"a");
+    stale.refreshed_at = at(-chrono::Duration::days(2));
+    let fresh = token(owner(OwnerType::Location, "fresh"), None, b"a");
+    store
+        .install(&[], &[expiring.clone(), stale.clone(), fresh])
+        .await
+        .unwrap();
+    let due = store
+        .tokens_due(
+            at(chrono::Duration::minutes(10)),
+            at(-chrono::Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(due, [stale.owner, expiring.owner]);
+}
+
+pub async fn nonces_are_single_use(store: SharedStore) {
+    let later = at(chrono::Duration::minutes(10));
+    assert!(store.consume_nonce("n1", later).await.unwrap());
+    assert!(!store.consume_nonce("n1", later).await.unwrap());
+    assert!(store.consume_nonce("n2", later).await.unwrap());
+    let past = at(-chrono::Duration::minutes(1));
+    assert!(store.consume_nonce("old", past).await.unwrap());
+    store
+        .purge_events(Utc::now() - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert!(
+        store.consume_nonce("old", past).await.unwrap(),
+        "expired nonces are purged"
+    );
+    assert!(
+        !store.consume_nonce("n1", later).await.unwrap(),
+        "live ones are kept"
+    );
+}
+
 macro_rules! contract_suite {
     ($open:expr) => {
         #[tokio::test]
         async fn dedupe_and_coalescing() {
             let (store, _guard) = $open;
             super::contract_tests::dedupe_and_coalescing(store).await;
+        }
+        #[tokio::test]
+        async fn updates_to_synced_records_settle() {
+            let (store, _guard) = $open;
+            super::contract_tests::updates_to_synced_records_settle(store).await;
         }
         #[tokio::test]
         async fn concurrent_ingest_commits_each_once() {
@@ -385,6 +921,51 @@ macro_rules! contract_suite {
         async fn purge_keeps_recent_events() {
             let (store, _guard) = $open;
             super::contract_tests::purge_keeps_recent_events(store).await;
+        }
+        #[tokio::test]
+        async fn a_holded_key_activates_an_installed_location() {
+            let (store, _guard) = $open;
+            super::contract_tests::a_holded_key_activates_an_installed_location(store).await;
+        }
+        #[tokio::test]
+        async fn tokens_round_trip() {
+            let (store, _guard) = $open;
+            super::contract_tests::tokens_round_trip(store).await;
+        }
+        #[tokio::test]
+        async fn claim_leaves_work_of_inactive_locations_pending() {
+            let (store, _guard) = $open;
+            super::contract_tests::claim_leaves_work_of_inactive_locations_pending(store).await;
+        }
+        #[tokio::test]
+        async fn one_refresh_lease_per_token_version() {
+            let (store, _guard) = $open;
+            super::contract_tests::one_refresh_lease_per_token_version(store).await;
+        }
+        #[tokio::test]
+        async fn a_lapsed_refresh_lease_is_taken_over() {
+            let (store, _guard) = $open;
+            super::contract_tests::a_lapsed_refresh_lease_is_taken_over(store).await;
+        }
+        #[tokio::test]
+        async fn reinstalling_renews_the_token_and_voids_its_lease() {
+            let (store, _guard) = $open;
+            super::contract_tests::reinstalling_renews_the_token_and_voids_its_lease(store).await;
+        }
+        #[tokio::test]
+        async fn uninstalling_a_company_uninstalls_its_locations() {
+            let (store, _guard) = $open;
+            super::contract_tests::uninstalling_a_company_uninstalls_its_locations(store).await;
+        }
+        #[tokio::test]
+        async fn tokens_due_are_expiring_or_stale() {
+            let (store, _guard) = $open;
+            super::contract_tests::tokens_due_are_expiring_or_stale(store).await;
+        }
+        #[tokio::test]
+        async fn nonces_are_single_use() {
+            let (store, _guard) = $open;
+            super::contract_tests::nonces_are_single_use(store).await;
         }
     };
 }

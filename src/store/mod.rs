@@ -2,6 +2,7 @@
 //! `http` and `sync` talk to `dyn Store`; only this folder knows SQL.
 #[cfg(test)]
 mod contract_tests;
+mod installations;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -14,6 +15,10 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{EntityKey, GhlId, LocationId};
 
+pub use installations::{
+    Installations, InstalledLocation, OwnerType, RefreshLease, TenantRecord, TenantState,
+    TokenOwner, TokenRecord,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -42,6 +47,8 @@ pub struct NewEvent {
     pub body: Vec<u8>,
     pub received_at: DateTime<Utc>,
     pub work: Option<WorkRequest>,
+    /// How long the work of a record synced before waits for further hints (see `ingest`).
+    pub settle: Duration,
 }
 
 /// "This record may be stale": coalesces with any pending request for the same key.
@@ -157,14 +164,17 @@ pub enum StoreRole {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Installations + Send + Sync {
     /// Reachable and fully migrated.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Records the event and upserts its work in one commit; a known dedupe key changes nothing.
+    /// A record seen for the first time (or deleted) is due at once; a record synced before
+    /// waits `settle` for further hints, each restarting the wait, up to `8 × settle` in all.
     async fn ingest(&self, event: NewEvent) -> Result<IngestOutcome, StoreError>;
 
-    /// Leases up to `limit` due items for `lease`.
+    /// Leases up to `limit` due items for `lease`; work of an installed location that is not
+    /// `Active` (see `TenantState`) is left pending.
     async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<WorkItem>, StoreError>;
 
     /// Applies the link change and finishes the item, unless a newer generation arrived.
@@ -203,7 +213,8 @@ pub trait Store: Send + Sync {
 
     async fn count_events(&self) -> Result<i64, StoreError>;
 
-    /// Drops events received before `before`; returns how many went.
+    /// Drops events received before `before` (and single-use nonces past their expiry);
+    /// returns how many events went.
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn work_counts(&self) -> Result<Vec<(WorkState, i64)>, StoreError>;

@@ -251,6 +251,7 @@ mod tests {
             dedupe_key: "k".into(),
             body: b"{}".to_vec(),
             received_at: Utc::now(),
+            settle: Duration::ZERO,
             work: Some(contact("c1")),
         };
         assert_eq!(store.ingest(event).await.unwrap(), IngestOutcome::Accepted);

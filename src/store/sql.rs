@@ -2,6 +2,7 @@
 //! both understand, so the two cannot drift apart. A backend brings its pool and migrations,
 //! how a claim keeps concurrent claimers apart, and how a webhook reaches a commit (SQLite's
 //! group-commit writer, PostgreSQL's own transactions).
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +12,10 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::*;
 use crate::domain::{EntityKind, GhlId, LocationId};
+
+// `Installations` for the same store, kept in a file of its own.
+#[path = "sql_installations.rs"]
+mod installations;
 
 /// A database the shared store runs on.
 #[async_trait]
@@ -38,6 +43,11 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// Proves a lease (on a work item or a token row) when it is settled.
+fn new_lease_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 fn completion(state: Option<String>) -> Completion {
     match state.as_deref() {
         None => Completion::LeaseLost,
@@ -50,6 +60,31 @@ fn completion(state: Option<String>) -> Completion {
 fn lock_order(request: &WorkRequest) -> (&LocationId, &str, &GhlId) {
     let key = &request.key;
     (&key.location_id, key.kind.as_str(), &key.ghl_id)
+}
+
+/// `rows` parenthesised rows of `per_row` numbered placeholders from `$first` on, each
+/// followed by `constants` (SQL shared by every row), for a multi-row `VALUES`.
+fn value_rows(first: usize, rows: usize, per_row: usize, constants: &str) -> String {
+    (0..rows)
+        .map(|row| {
+            let start = first + row * per_row;
+            let mut values: Vec<String> =
+                (start..start + per_row).map(|n| format!("${n}")).collect();
+            if !constants.is_empty() {
+                values.push(constants.to_owned());
+            }
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The hints for one record within one upsert.
+#[derive(Default)]
+struct MergedHint<'a> {
+    hints: i64,
+    deleted: bool,
+    parent: Option<&'a GhlId>,
 }
 
 fn corrupt(error: crate::domain::InvalidValue) -> StoreError {
@@ -69,61 +104,127 @@ where
     for<'q> String: Decode<'q, DB> + Type<DB>,
 {
     /// Records webhooks in one transaction, each with its work; a known dedupe key changes
-    /// nothing.
+    /// nothing. One statement per table for the whole batch: SQLite's group commit hands many
+    /// webhooks at once, and a statement per webhook cost more than the commit itself.
     pub(super) async fn commit_events(
         pool: &Pool<DB>,
         events: &[&NewEvent],
     ) -> Result<Vec<IngestOutcome>, sqlx::Error> {
         let mut tx = pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            let inserted = sqlx::query(
-                "INSERT INTO events (location_id, type, dedupe_key, received_at, body)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING",
-            )
-            .bind(event.location_id.as_str())
-            .bind(event.event_type.as_str())
-            .bind(event.dedupe_key.as_str())
-            .bind(event.received_at.timestamp_millis())
-            .bind(event.body.as_slice())
-            .execute(&mut *tx)
-            .await?;
-            if DB::rows_affected(&inserted) == 0 {
-                outcomes.push(IngestOutcome::Duplicate);
-                continue;
-            }
-            if let Some(work) = &event.work {
-                Self::upsert_work(&mut tx, work).await?;
-            }
-            outcomes.push(IngestOutcome::Accepted);
-        }
+        let inserted = Self::insert_events(&mut tx, events).await?;
+        // A dedupe key is accepted once: for its first event in the batch, if it was new.
+        let mut taken = HashSet::new();
+        let outcomes: Vec<IngestOutcome> = events
+            .iter()
+            .map(|event| {
+                let key = event.dedupe_key.as_str();
+                if inserted.contains(key) && taken.insert(key) {
+                    IngestOutcome::Accepted
+                } else {
+                    IngestOutcome::Duplicate
+                }
+            })
+            .collect();
+        let accepted = events.iter().zip(&outcomes);
+        let work: Vec<&WorkRequest> = accepted
+            .clone()
+            .filter(|(_, outcome)| **outcome == IngestOutcome::Accepted)
+            .filter_map(|(event, _)| event.work.as_ref())
+            .collect();
+        let settle = accepted
+            .map(|(event, _)| event.settle)
+            .max()
+            .unwrap_or_default();
+        Self::upsert_work(&mut tx, &work, settle).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    /// A hint for a record coalesces into its one row: due now, one generation newer.
-    async fn upsert_work(conn: &mut DB::Connection, work: &WorkRequest) -> Result<(), sqlx::Error> {
+    /// Inserts the events whose dedupe key is new; returns those keys.
+    async fn insert_events(
+        conn: &mut DB::Connection,
+        events: &[&NewEvent],
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        if events.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let statement = format!(
+            "INSERT INTO events (location_id, type, dedupe_key, received_at, body) VALUES {}
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
+            value_rows(1, events.len(), 5, "")
+        );
+        let mut query = sqlx::query(&statement);
+        for event in events {
+            query = query
+                .bind(event.location_id.as_str())
+                .bind(event.event_type.as_str())
+                .bind(event.dedupe_key.as_str())
+                .bind(event.received_at.timestamp_millis())
+                .bind(event.body.as_slice());
+        }
+        query
+            .fetch_all(conn)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>("dedupe_key"))
+            .collect()
+    }
+
+    /// Hints coalesce into one row per record, one generation newer per hint. A record seen
+    /// for the first time (or deleted) is due at once. A record synced before waits `settle`
+    /// for further hints, each restarting the wait, but never beyond `8 × settle` from the
+    /// first: a burst of updates becomes one sync of the last state, and a record updated
+    /// without pause still syncs. Rows are written in key order, so two concurrent upserts
+    /// over the same keys (on a backend with row locks) wait for each other instead of
+    /// deadlocking.
+    async fn upsert_work(
+        conn: &mut DB::Connection,
+        requests: &[&WorkRequest],
+        settle: Duration,
+    ) -> Result<(), sqlx::Error> {
+        let mut merged: BTreeMap<(&LocationId, &str, &GhlId), MergedHint<'_>> = BTreeMap::new();
+        for request in requests {
+            let hint = merged.entry(lock_order(request)).or_default();
+            hint.hints += 1;
+            hint.deleted |= request.deleted;
+            hint.parent = request.parent.as_ref().or(hint.parent);
+        }
+        if merged.is_empty() {
+            return Ok(());
+        }
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO work (location_id, kind, ghl_id, parent_id, generation, due_at, attempts, state, deleted, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 1, $5, 0, 'pending', $6, $5, $5)
+        let settle_ms = settle.as_millis() as i64;
+        let statement = format!(
+            "INSERT INTO work (location_id, kind, ghl_id, parent_id, generation, deleted, due_at, settle_from, created_at, updated_at, attempts, state)
+             VALUES {}
              ON CONFLICT (location_id, kind, ghl_id) DO UPDATE SET
-                generation = work.generation + 1,
-                due_at = CASE WHEN excluded.due_at < work.due_at THEN excluded.due_at ELSE work.due_at END,
+                generation = work.generation + excluded.generation,
+                due_at = CASE
+                    WHEN work.deleted OR excluded.deleted THEN excluded.due_at
+                    WHEN work.state <> 'pending' THEN excluded.due_at + $1
+                    WHEN excluded.due_at + $1 < COALESCE(work.settle_from, excluded.due_at) + 8 * $1
+                        THEN excluded.due_at + $1
+                    ELSE COALESCE(work.settle_from, excluded.due_at) + 8 * $1
+                END,
+                settle_from = CASE WHEN work.state = 'pending' THEN work.settle_from ELSE excluded.settle_from END,
                 attempts = CASE WHEN work.state = 'pending' THEN work.attempts ELSE 0 END,
                 state = 'pending',
                 deleted = work.deleted OR excluded.deleted,
                 parent_id = COALESCE(excluded.parent_id, work.parent_id),
                 updated_at = excluded.updated_at",
-        )
-        .bind(work.key.location_id.as_str())
-        .bind(work.key.kind.as_str())
-        .bind(work.key.ghl_id.as_str())
-        .bind(work.parent.as_ref().map(GhlId::as_str))
-        .bind(now)
-        .bind(work.deleted)
-        .execute(conn)
-        .await?;
+            value_rows(3, merged.len(), 6, "$2, $2, $2, $2, 0, 'pending'")
+        );
+        let mut query = sqlx::query(&statement).bind(settle_ms).bind(now);
+        for ((location_id, kind, ghl_id), hint) in &merged {
+            query = query
+                .bind(location_id.as_str())
+                .bind(*kind)
+                .bind(ghl_id.as_str())
+                .bind(hint.parent.map(GhlId::as_str))
+                .bind(hint.hints)
+                .bind(hint.deleted);
+        }
+        query.execute(conn).await?;
         Ok(())
     }
 
@@ -197,7 +298,9 @@ where
     for<'q> &'q str: Encode<'q, DB> + Decode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
 {
     async fn ping(&self) -> Result<(), StoreError> {
         let applied = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
@@ -224,12 +327,16 @@ where
 
     async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<WorkItem>, StoreError> {
         let now = now_ms();
-        let token = format!("{:032x}", rand::random::<u128>());
+        let token = new_lease_token();
+        // Locations without a tenants row (the one configured by environment) are claimed;
+        // installed ones only while active. `location_id` is the key of `tenants`, never NULL,
+        // so `NOT IN` is safe; PostgreSQL locks only the `work` rows it selects.
         let statement = format!(
             "UPDATE work SET lease_until = $1, lease_token = $2, updated_at = $3
              WHERE id IN (
                 SELECT id FROM work
                 WHERE state = 'pending' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                    AND location_id NOT IN (SELECT location_id FROM tenants WHERE state <> 'active')
                 ORDER BY due_at LIMIT $4 {})
              RETURNING id, location_id, kind, ghl_id, parent_id, generation, attempts, deleted",
             DB::LOCK_CLAIMED
@@ -349,16 +456,9 @@ where
     }
 
     async fn enqueue(&self, requests: &[WorkRequest]) -> Result<(), StoreError> {
-        // Rows are locked in key order, so two concurrent enqueues over the same keys (on a
-        // backend with row locks) wait for each other instead of deadlocking. The sort is
-        // stable: hints for one key still apply in the order given.
-        let mut ordered: Vec<&WorkRequest> = requests.iter().collect();
-        ordered.sort_by(|a, b| lock_order(a).cmp(&lock_order(b)));
-        let mut tx = self.pool.begin().await?;
-        for request in ordered {
-            Self::upsert_work(&mut tx, request).await?;
-        }
-        tx.commit().await?;
+        let requests: Vec<&WorkRequest> = requests.iter().collect();
+        let mut conn = self.pool.acquire().await?;
+        Self::upsert_work(&mut conn, &requests, Duration::ZERO).await?;
         Ok(())
     }
 
@@ -553,6 +653,10 @@ where
     }
 
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM nonces WHERE expires_at < $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         let result = sqlx::query("DELETE FROM events WHERE received_at < $1")
             .bind(before.timestamp_millis())
             .execute(&self.pool)

@@ -14,6 +14,10 @@ pub enum SyncError {
     },
     #[error("{0}")]
     Permanent(String),
+    /// The location cannot be synced until the app is installed again; its work waits,
+    /// neither retried nor dead-lettered.
+    #[error("{0}")]
+    Paused(String),
 }
 
 impl SyncError {
@@ -37,6 +41,7 @@ impl From<GhlError> for SyncError {
             GhlError::Rejected { .. } | GhlError::BadBody(_) => {
                 SyncError::Permanent(error.to_string())
             }
+            GhlError::Reconnect(_) => SyncError::Paused(error.to_string()),
             GhlError::Unauthorized(_) | GhlError::Unavailable { .. } | GhlError::Transport(_) => {
                 SyncError::transient(error.to_string())
             }

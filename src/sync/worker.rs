@@ -11,7 +11,7 @@ use super::contact::ContactSync;
 use super::error::SyncError;
 use crate::domain::EntityKind;
 use crate::store::{Completion, SharedStore, WorkItem};
-use crate::tenants::TenantDirectory;
+use crate::tenants::{Absence, TenantDirectory};
 
 /// Wakes idle workers when new work is committed, so an idle service syncs at once
 /// instead of at the next poll.
@@ -175,12 +175,25 @@ impl WorkerPool {
                 );
                 self.store.retry_later(&item, due, &reason).await
             }
+            // The claim skips a location that is not active, so the item waits there
+            // untouched until a re-install or a Holded key makes it active again.
+            Err(SyncError::Paused(reason)) => {
+                metrics.sync(key.kind.as_str(), "paused", took);
+                tracing::warn!(
+                    location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
+                    outcome = "paused", error = %reason, duration_ms, "sync"
+                );
+                self.store
+                    .release(&item)
+                    .await
+                    .map(|()| Completion::Requeued)
+            }
             Err(error) => {
                 let reason = match &error {
                     SyncError::Transient { reason, .. } => {
                         format!("gave up after {} attempts: {reason}", item.attempts + 1)
                     }
-                    SyncError::Permanent(reason) => reason.clone(),
+                    SyncError::Permanent(reason) | SyncError::Paused(reason) => reason.clone(),
                 };
                 metrics.sync(key.kind.as_str(), "dead", took);
                 metrics.dead_letter(key.kind.as_str());
@@ -203,11 +216,15 @@ impl WorkerPool {
     }
 
     async fn sync(&self, item: &WorkItem) -> Result<super::Synced, SyncError> {
-        let Some(tenant) = self.tenants.tenant(&item.key.location_id).await else {
-            return Err(SyncError::Permanent(format!(
-                "no credentials for location {}",
-                item.key.location_id
-            )));
+        let location_id = &item.key.location_id;
+        let Some(tenant) = self.tenants.tenant(location_id).await else {
+            return Err(match self.tenants.absence(location_id).await {
+                Absence::Unknown => {
+                    SyncError::Permanent(format!("no credentials for location {location_id}"))
+                }
+                Absence::Waiting(reason) => SyncError::Paused(reason),
+                Absence::Unavailable(reason) => SyncError::transient(reason),
+            });
         };
         match item.key.kind {
             EntityKind::Contact => self.contacts.sync(&tenant, item).await,

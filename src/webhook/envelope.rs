@@ -34,6 +34,8 @@ struct RawEnvelope {
     contact_id: Option<String>,
     #[serde(rename = "appId")]
     app_id: Option<String>,
+    #[serde(rename = "companyId")]
+    company_id: Option<String>,
     /// Appointment events nest the record (specs/ghl/docs/webhook-events/Appointment*.md).
     appointment: Option<RawAppointment>,
 }
@@ -49,7 +51,8 @@ struct RawAppointment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookEnvelope {
     pub event_type: String,
-    pub location_id: LocationId,
+    /// Absent only on agency-level `INSTALL` / `UNINSTALL` events.
+    pub location_id: Option<LocationId>,
     pub webhook_id: Option<String>,
     pub timestamp: Option<DateTime<Utc>>,
     pub app_id: Option<String>,
@@ -70,6 +73,11 @@ pub enum WebhookAction {
         parent: Option<GhlId>,
         deleted: bool,
     },
+    /// The app was installed (`INSTALL`, specs/ghl/docs/webhook-events/AppInstall.md): on a
+    /// location (`location_id` set), or on an agency (only `company_id`).
+    Install { company_id: Option<String> },
+    /// The app was uninstalled (AppUninstall.md): from a location, or from an agency.
+    Uninstall { company_id: Option<String> },
     /// An event type this service does not act on.
     Ignore,
 }
@@ -93,13 +101,17 @@ impl WebhookEnvelope {
                 problem: format!("must be strings ({e})"),
             })?;
         let event_type = non_empty(raw.event_type, "type")?;
-        let location_id =
-            LocationId::parse(&non_empty(raw.location_id, "locationId")?).map_err(|e| {
-                EnvelopeError::InvalidField {
+        let location_id = raw
+            .location_id
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                LocationId::parse(&l).map_err(|e| EnvelopeError::InvalidField {
                     field: "locationId",
                     problem: e.0,
-                }
-            })?;
+                })
+            })
+            .transpose()?;
+        let company_id = raw.company_id.filter(|c| !c.trim().is_empty());
         let timestamp = raw
             .timestamp
             .map(|t| {
@@ -116,8 +128,17 @@ impl WebhookEnvelope {
             Some(id) => format!("webhook:{id}"),
             None => format!("sha256:{}", hex::encode(sha2::Sha256::digest(body))),
         };
-        let action = match synced_event(&event_type) {
-            Some((kind, deleted)) => {
+        let action = match (event_type.as_str(), synced_event(&event_type)) {
+            ("INSTALL" | "UNINSTALL", _) if location_id.is_none() && company_id.is_none() => {
+                return Err(EnvelopeError::MissingField("locationId"));
+            }
+            ("INSTALL", _) => WebhookAction::Install { company_id },
+            ("UNINSTALL", _) => WebhookAction::Uninstall { company_id },
+            (_, None) => WebhookAction::Ignore,
+            (_, Some(_)) if location_id.is_none() => {
+                return Err(EnvelopeError::MissingField("locationId"));
+            }
+            (_, Some((kind, deleted))) => {
                 let (id, parent) = match (kind, raw.appointment) {
                     (EntityKind::Appointment, Some(appointment)) => {
                         (appointment.id, appointment.contact_id)
@@ -141,7 +162,6 @@ impl WebhookEnvelope {
                     deleted,
                 }
             }
-            None => WebhookAction::Ignore,
         };
         Ok(WebhookEnvelope {
             event_type,
@@ -192,7 +212,7 @@ mod tests {
     fn contact_create_from_the_docs() {
         let env = WebhookEnvelope::parse(CONTACT_CREATE.as_bytes()).unwrap();
         assert_eq!(env.event_type, "ContactCreate");
-        assert_eq!(env.location_id.as_str(), "ve9EPM428h8vShlRW1KT");
+        assert_eq!(env.location_id.unwrap().as_str(), "ve9EPM428h8vShlRW1KT");
         assert_eq!(env.dedupe_key, "webhook:abc123xyz");
         assert_eq!(
             env.timestamp.unwrap().to_rfc3339(),
@@ -231,6 +251,39 @@ mod tests {
             .unwrap();
         assert!(a.dedupe_key.starts_with("sha256:"));
         assert_ne!(a.dedupe_key, b.dedupe_key, "different bytes, different key");
+    }
+
+    /// The location and agency variants of specs/ghl/docs/webhook-events/App{Install,Uninstall}.md.
+    #[test]
+    fn install_and_uninstall_on_locations_and_agencies() {
+        let location = WebhookEnvelope::parse(
+            br#"{"type":"INSTALL","appId":"ve9EPM428h8vShlRW1KT","locationId":"otg8dTQqGLh3Q6iQI55w","companyId":"c1","userId":"u1","planId":"p1","trial":{},"isWhitelabelCompany":false,"whitelabelDetails":{},"companyName":"Example Company"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            location.location_id.unwrap().as_str(),
+            "otg8dTQqGLh3Q6iQI55w"
+        );
+        assert_eq!(
+            location.action,
+            WebhookAction::Install {
+                company_id: Some("c1".into())
+            }
+        );
+        let agency =
+            WebhookEnvelope::parse(br#"{"type":"UNINSTALL","appId":"a","companyId":"c1"}"#)
+                .unwrap();
+        assert_eq!(agency.location_id, None);
+        assert_eq!(
+            agency.action,
+            WebhookAction::Uninstall {
+                company_id: Some("c1".into())
+            }
+        );
+        assert_eq!(
+            WebhookEnvelope::parse(br#"{"type":"UNINSTALL","appId":"a"}"#).unwrap_err(),
+            EnvelopeError::MissingField("locationId")
+        );
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! verify → parse → replay window → commit event and work → wake a worker.
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use axum::http::HeaderMap;
 use chrono::Utc;
 
 use super::envelope::{EnvelopeError, WebhookAction, WebhookEnvelope};
 use super::verifier::{SignatureError, WebhookVerifier};
-use crate::domain::EntityKey;
+use crate::domain::{EntityKey, LocationId};
 use crate::store::{IngestOutcome, NewEvent, SharedStore, StoreError, WorkRequest};
 use crate::sync::WorkSignal;
 
@@ -32,6 +35,23 @@ pub enum IntakeError {
     Store(#[from] StoreError),
 }
 
+/// What `INSTALL` / `UNINSTALL` events do (the Marketplace install side). Both must be
+/// idempotent: a redelivered event runs them again.
+#[async_trait]
+pub trait AppLifecycle: Send + Sync {
+    async fn installed(
+        &self,
+        location_id: Option<&LocationId>,
+        company_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    async fn uninstalled(
+        &self,
+        location_id: Option<&LocationId>,
+        company_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
 pub struct WebhookIntake {
     verifier: WebhookVerifier,
     store: SharedStore,
@@ -40,6 +60,9 @@ pub struct WebhookIntake {
     /// GHL's `appId` is the client id up to its first '-'; events of other apps are ignored.
     app_id: Option<String>,
     commit_timeout: Duration,
+    /// How long an update to a record synced before waits for more (`WEBHOOK_SETTLE`).
+    settle: Duration,
+    lifecycle: Option<Arc<dyn AppLifecycle>>,
 }
 
 impl WebhookIntake {
@@ -48,6 +71,7 @@ impl WebhookIntake {
         store: SharedStore,
         signal: WorkSignal,
         replay_window: Duration,
+        settle: Duration,
         client_id: Option<&str>,
     ) -> Self {
         WebhookIntake {
@@ -58,7 +82,15 @@ impl WebhookIntake {
             app_id: client_id.map(|id| id.split('-').next().unwrap_or(id).to_owned()),
             // Past this, answering 429 (GHL retries it) beats a timeout (GHL drops it).
             commit_timeout: Duration::from_secs(5),
+            settle,
+            lifecycle: None,
         }
+    }
+
+    /// Acts on `INSTALL` / `UNINSTALL` (without it they are only recorded).
+    pub fn with_lifecycle(mut self, lifecycle: Arc<dyn AppLifecycle>) -> Self {
+        self.lifecycle = Some(lifecycle);
+        self
     }
 
     /// Takes one webhook; logs one line with what became of it.
@@ -84,7 +116,8 @@ impl WebhookIntake {
                 };
                 metrics.webhook(Some(&envelope.event_type), label);
                 tracing::info!(
-                    location = %envelope.location_id, event_type = %envelope.event_type,
+                    location = envelope.location_id.as_ref().map_or("-", LocationId::as_str),
+                    event_type = %envelope.event_type,
                     webhook_id = envelope.webhook_id.as_deref().unwrap_or("-"),
                     scheme = ?scheme.as_ref().ok(), outcome = label, duration_ms, "webhook"
                 )
@@ -127,33 +160,61 @@ impl WebhookIntake {
             (Some(ours), Some(theirs)) => ours != theirs,
             _ => false,
         };
-        let work = match (&envelope.action, foreign_app) {
-            (
-                WebhookAction::Sync {
-                    kind,
-                    ghl_id,
-                    parent,
-                    deleted,
-                },
-                false,
-            ) => Some(WorkRequest {
+        if foreign_app {
+            return Ok((envelope, IntakeOutcome::Ignored));
+        }
+        let location_id = envelope.location_id.as_ref();
+        let work = match &envelope.action {
+            WebhookAction::Sync {
+                kind,
+                ghl_id,
+                parent,
+                deleted,
+            } => Some(WorkRequest {
                 key: EntityKey {
-                    location_id: envelope.location_id.clone(),
+                    location_id: location_id
+                        .cloned()
+                        .ok_or(EnvelopeError::MissingField("locationId"))?,
                     kind: *kind,
                     ghl_id: ghl_id.clone(),
                 },
                 parent: parent.clone(),
                 deleted: *deleted,
             }),
-            _ => return Ok((envelope, IntakeOutcome::Ignored)),
+            // Acted on before the event is recorded: a failure answers 429, GHL redelivers,
+            // and the redelivery must not be taken for a duplicate.
+            WebhookAction::Install { company_id } | WebhookAction::Uninstall { company_id } => {
+                let Some(lifecycle) = &self.lifecycle else {
+                    return Ok((envelope, IntakeOutcome::Ignored));
+                };
+                let company_id = company_id.as_deref();
+                if matches!(envelope.action, WebhookAction::Install { .. }) {
+                    lifecycle.installed(location_id, company_id).await?;
+                } else {
+                    lifecycle.uninstalled(location_id, company_id).await?;
+                }
+                None
+            }
+            WebhookAction::Ignore => return Ok((envelope, IntakeOutcome::Ignored)),
+        };
+        let owner = match (&envelope.location_id, &envelope.action) {
+            (Some(location_id), _) => location_id.to_string(),
+            (
+                None,
+                WebhookAction::Install { company_id } | WebhookAction::Uninstall { company_id },
+            ) => {
+                format!("company:{}", company_id.as_deref().unwrap_or("-"))
+            }
+            (None, _) => "-".to_owned(),
         };
         let event = NewEvent {
-            location_id: envelope.location_id.to_string(),
+            location_id: owner,
             event_type: envelope.event_type.clone(),
             dedupe_key: envelope.dedupe_key.clone(),
             body: body.to_vec(),
             received_at: Utc::now(),
             work,
+            settle: self.settle,
         };
         let ingested = tokio::time::timeout(self.commit_timeout, self.store.ingest(event))
             .await

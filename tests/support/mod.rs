@@ -1,6 +1,7 @@
 //! Black-box harness: the real binary on port 0, against the in-repo simulators.
 #![allow(dead_code)] // each test crate uses its own subset of the harness
 
+pub mod marketplace;
 pub mod service;
 
 use std::future::Future;

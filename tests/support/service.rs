@@ -402,6 +402,32 @@ impl World {
             .unwrap())
     }
 
+    /// Every sealed credential column as stored: token pairs and Holded keys.
+    pub async fn stored_secret_columns(&self) -> Vec<Vec<u8>> {
+        const TOKENS: &str = "SELECT access, refresh FROM tokens";
+        const KEYS: &str = "SELECT holded_key FROM tenants WHERE holded_key IS NOT NULL";
+        read_store!(self, |conn| {
+            let pairs: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+                sqlx::query_as(TOKENS).fetch_all(&mut conn).await.unwrap();
+            let keys: Vec<Vec<u8>> = sqlx::query_scalar(KEYS).fetch_all(&mut conn).await.unwrap();
+            pairs
+                .into_iter()
+                .flat_map(|(access, refresh)| std::iter::once(access).chain(refresh))
+                .chain(keys)
+                .collect()
+        })
+    }
+
+    /// `(state, company_id)` of an installed location, read directly from the store.
+    pub async fn tenant_row(&self, location_id: &str) -> Option<(String, Option<String>)> {
+        const SQL: &str = "SELECT state, company_id FROM tenants WHERE location_id = $1";
+        read_store!(self, |conn| sqlx::query_as(SQL)
+            .bind(location_id)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap())
+    }
+
     /// GHL ids of every dead work item, sorted.
     pub async fn dead_ghl_ids(&self) -> Vec<String> {
         const SQL: &str = "SELECT ghl_id FROM work WHERE state = 'dead' ORDER BY ghl_id";

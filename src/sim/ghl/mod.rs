@@ -144,6 +144,31 @@ impl GhlSim {
         );
     }
 
+    /// Refuses every refresh token of this location's or company's installs from now on,
+    /// as GHL does once an install is revoked or its refresh token has lapsed.
+    pub fn revoke_refresh_tokens(&self, owner_id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refresh_tokens
+            .retain(|_, token| match &token.grant {
+                InstallGrant::Location { location_id } => location_id != owner_id,
+                InstallGrant::Company { company_id, .. } => company_id != owner_id,
+            });
+    }
+
+    /// Every access and refresh token issued so far (tests look for them where they must
+    /// not be).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .access_tokens
+            .keys()
+            .chain(state.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Lifetime of access tokens issued from now on (default 86399 s).
     pub fn set_access_token_ttl(&self, ttl: Duration) {
         self.state.lock().unwrap().access_token_ttl = ttl;
