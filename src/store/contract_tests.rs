@@ -205,6 +205,20 @@ pub async fn stale_lease_cannot_finish(store: SharedStore) {
         store.finish(&second, LinkUpdate::Keep).await.unwrap(),
         Completion::Done
     );
+    // A late finish that wrote to Holded may have overwritten newer data: the record is
+    // synced once more.
+    let late = LinkUpdate::Save {
+        holded_id: "h1".into(),
+        hash: "old".into(),
+        parent: None,
+    };
+    assert_eq!(
+        store.finish(&first, late).await.unwrap(),
+        Completion::LeaseLost
+    );
+    let again = store.claim(1, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1, "queued once more after a late write");
+    assert!(again[0].generation > second.generation);
 }
 
 pub async fn deleted_is_sticky(store: SharedStore) {

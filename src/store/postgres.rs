@@ -10,7 +10,12 @@ use sqlx::Postgres;
 use super::sql::{Backend, SqlStore};
 use super::*;
 
-static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/postgres");
+/// A replica of the previous release keeps starting while a rolling deploy has already applied
+/// a newer migration: migrations only add what old code does not read.
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("src/store/migrations/postgres")
+};
 
 /// Connections per replica; every replica has its own pool on the shared server.
 const POOL_SIZE: u32 = 10;

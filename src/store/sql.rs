@@ -382,6 +382,7 @@ where
         .await?
         .map(|row| row.try_get("state"))
         .transpose()?;
+        let wrote = !matches!(link, LinkUpdate::Keep);
         // The link records a Holded write that already happened, so it is kept even when
         // the lease was lost.
         match link {
@@ -409,6 +410,18 @@ where
                 .await?;
             }
             LinkUpdate::Remove => Self::delete_link(&mut tx, &item.key).await?,
+        }
+        // Our lease ran out and someone else may have synced newer data meanwhile, which our
+        // late write to Holded could have overwritten: sync the record once more.
+        if state.is_none() && wrote {
+            sqlx::query(
+                "UPDATE work SET generation = generation + 1, state = 'pending', due_at = $1, updated_at = $1
+                 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(item.id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(completion(state))

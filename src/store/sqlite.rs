@@ -16,7 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::sql::{Backend, SqlStore};
 use super::*;
 
-static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+/// A replica of the previous release keeps starting while a rolling deploy has already applied
+/// a newer migration: migrations only add what old code does not read.
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("src/store/migrations/sqlite")
+};
 
 /// Most webhooks a single commit takes; bounds the latency one batch adds.
 const MAX_BATCH: usize = 256;
@@ -153,6 +158,26 @@ mod tests {
     }
 
     super::super::contract_tests::contract_suite!(open_temp().await);
+
+    /// A rolling deploy: the old release must still start on a store a newer one migrated.
+    #[tokio::test]
+    async fn an_older_release_opens_a_store_migrated_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/store.db", dir.path().display());
+        let store = SqliteStore::open(&url, StoreRole::Service).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (99999999999999, 'from a newer release', TRUE, x'00', 0)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        store.pool.close().await;
+        let reopened = SqliteStore::open(&url, StoreRole::Service)
+            .await
+            .expect("an older release starts");
+        reopened.ping().await.unwrap();
+    }
 
     #[tokio::test]
     async fn reopening_releases_leases_of_the_dead_process() {

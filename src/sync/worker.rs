@@ -168,25 +168,30 @@ impl WorkerPool {
                 metrics.sync(key.kind.as_str(), "retry", took);
                 let due = chrono::Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                // Logged once recorded: a line saying "retry" must mean the store knows it.
+                let recorded = self.store.retry_later(&item, due, &reason).await;
                 tracing::warn!(
                     location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
                     outcome = "retry", error = %reason, attempt = item.attempts + 1,
-                    retry_in_ms = delay.as_millis() as u64, duration_ms, "sync"
+                    retry_in_ms = delay.as_millis() as u64, duration_ms,
+                    completion = ?recorded.as_ref().ok(), "sync"
                 );
-                self.store.retry_later(&item, due, &reason).await
+                recorded
             }
             // The claim skips a location that is not active, so the item waits there
             // untouched until a re-install or a Holded key makes it active again.
             Err(SyncError::Paused(reason)) => {
                 metrics.sync(key.kind.as_str(), "paused", took);
+                let recorded = self
+                    .store
+                    .release(&item)
+                    .await
+                    .map(|()| Completion::Requeued);
                 tracing::warn!(
                     location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
                     outcome = "paused", error = %reason, duration_ms, "sync"
                 );
-                self.store
-                    .release(&item)
-                    .await
-                    .map(|()| Completion::Requeued)
+                recorded
             }
             Err(error) => {
                 let reason = match &error {
@@ -197,11 +202,13 @@ impl WorkerPool {
                 };
                 metrics.sync(key.kind.as_str(), "dead", took);
                 metrics.dead_letter(key.kind.as_str());
+                let recorded = self.store.bury(&item, &reason).await;
                 tracing::error!(
                     location = %key.location_id, kind = %key.kind, ghl_id = %key.ghl_id,
-                    outcome = "dead", error = %reason, attempt = item.attempts + 1, duration_ms, "sync"
+                    outcome = "dead", error = %reason, attempt = item.attempts + 1, duration_ms,
+                    completion = ?recorded.as_ref().ok(), "sync"
                 );
-                self.store.bury(&item, &reason).await
+                recorded
             }
         };
         match recorded {
