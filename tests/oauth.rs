@@ -215,6 +215,39 @@ async fn agency_install_mints_a_token_for_every_approved_location() {
         1,
         "the expired agency token refreshed once"
     );
+
+    // A location the agency adds later arrives as an INSTALL webhook; one of an agency we do
+    // not hold a token for is not ours to add.
+    const LOC_C: &str = "LocCCCCCCCCCCCCCCCC3";
+    let added = app_event("INSTALL", Some(LOC_C), Some("CompanyAgency000001"));
+    assert_eq!(
+        app::post_event(&world, &service, &added).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        world.tenant_row(LOC_C).await,
+        Some(("awaiting_key".into(), Some("CompanyAgency000001".into())))
+    );
+    let stranger = app_event(
+        "INSTALL",
+        Some("LocDDDDDDDDDDDDDDDD4"),
+        Some("OtherAgency0000001"),
+    );
+    assert_eq!(
+        app::post_event(&world, &service, &stranger).await,
+        StatusCode::OK
+    );
+    assert_eq!(world.tenant_row("LocDDDDDDDDDDDDDDDD4").await, None);
+
+    // The agency uninstalls: every location of it stops, every token and key goes.
+    app::uninstall(&world, &service, None, Some("CompanyAgency000001")).await;
+    for location in [LOC_A, LOC_B, LOC_C] {
+        assert_eq!(
+            app::tenant_state(&service, location).await.as_deref(),
+            Some("uninstalled")
+        );
+    }
+    assert!(world.stored_secret_columns().await.is_empty());
 }
 
 #[tokio::test]
