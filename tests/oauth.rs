@@ -387,6 +387,33 @@ async fn a_token_near_expiry_is_refreshed_before_it_is_used() {
 }
 
 #[tokio::test]
+async fn an_idle_install_is_refreshed_without_any_traffic() {
+    let mut world = marketplace_world().await;
+    world
+        .env
+        .insert("TOKEN_CHECK_INTERVAL".into(), "200ms".into());
+    world.ghl.set_access_token_ttl(Duration::from_secs(240));
+    let service = world.start_service().await;
+    app::install_and_connect(&world, &service, LOC_A, KEY_A).await;
+    eventually("a refresh with no webhook at all", SYNC, || async {
+        (app::refresh_requests(&world) >= 1).then_some(())
+    })
+    .await;
+    let contact_calls = world
+        .ghl
+        .requests()
+        .all()
+        .iter()
+        .filter(|r| r.path.starts_with("/contacts"))
+        .count();
+    assert_eq!(contact_calls, 0, "nothing but the token was asked for");
+    let refreshed = service
+        .wait_for_log("token refreshed", |l| l["message"] == "token refreshed")
+        .await;
+    assert_eq!(refreshed["owner"], LOC_A);
+}
+
+#[tokio::test]
 async fn a_refused_refresh_pauses_only_that_location_until_it_is_reinstalled() {
     let world = marketplace_world().await;
     let service = world.start_service().await;

@@ -53,7 +53,10 @@ impl Marketplace {
             store.clone(),
             sealer.clone(),
             oauth.clone(),
-            TokenSettings::default(),
+            TokenSettings {
+                keep_every: config.token_check_interval,
+                ..TokenSettings::default()
+            },
         ));
         let flow = Arc::new(InstallFlow::new(install::InstallFlowParts {
             store: store.clone(),

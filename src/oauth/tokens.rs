@@ -35,6 +35,15 @@ pub struct TokenSettings {
     pub keep_every: Duration,
 }
 
+impl TokenSettings {
+    /// Near expiry, or not refreshed for `max_age`.
+    fn due(&self, row: &TokenRecord, now: chrono::DateTime<Utc>) -> bool {
+        let margin = chrono::Duration::from_std(self.refresh_margin).unwrap_or_default();
+        let max_age = chrono::Duration::from_std(self.max_age).unwrap_or_default();
+        row.expires_at - margin <= now || row.refreshed_at + max_age <= now
+    }
+}
+
 impl Default for TokenSettings {
     fn default() -> Self {
         TokenSettings {
@@ -142,10 +151,7 @@ impl TokenManager {
     }
 
     fn due(&self, row: &TokenRecord) -> bool {
-        let now = Utc::now();
-        let margin = chrono::Duration::from_std(self.settings.refresh_margin).unwrap_or_default();
-        let max_age = chrono::Duration::from_std(self.settings.max_age).unwrap_or_default();
-        row.expires_at - margin <= now || row.refreshed_at + max_age <= now
+        self.settings.due(row, Utc::now())
     }
 
     fn open_access(&self, row: &TokenRecord) -> Result<SecretString, GhlError> {
@@ -433,5 +439,44 @@ impl TokenManager {
             self.pause_owner(owner, reason).await;
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(expires_in: chrono::Duration, refreshed_ago: chrono::Duration) -> TokenRecord {
+        let now = Utc::now();
+        TokenRecord {
+            owner: TokenOwner {
+                owner_type: OwnerType::Location,
+                id: "loc1".into(),
+            },
+            company_id: None,
+            access: Vec::new(),
+            refresh: None,
+            expires_at: now + expires_in,
+            refreshed_at: now - refreshed_ago,
+            scopes: String::new(),
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn tokens_are_due_near_expiry_and_once_a_day() {
+        let settings = TokenSettings::default();
+        let now = Utc::now();
+        let hours = chrono::Duration::hours;
+        let minutes = chrono::Duration::minutes;
+        assert!(!settings.due(&row(hours(20), hours(4)), now), "fresh");
+        assert!(
+            settings.due(&row(minutes(4), hours(4)), now),
+            "under 5 minutes left"
+        );
+        assert!(settings.due(&row(minutes(-1), hours(4)), now), "expired");
+        // An access token GHL issued with a long life still gets its daily refresh, so the
+        // refresh token is used and never lapses on an idle install.
+        assert!(settings.due(&row(hours(48), hours(25)), now), "a day old");
     }
 }
