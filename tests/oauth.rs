@@ -15,7 +15,7 @@ use ghl_holded_sync::sim::webhooks::{app_event, contact_event, SIM_CLIENT_ID};
 use secrecy::SecretString;
 use support::eventually;
 use support::marketplace::{self as app, PUBLIC_URL};
-use support::service::{World, SYNC};
+use support::service::{Service, World, SYNC};
 
 const LOC_A: &str = "LocAAAAAAAAAAAAAAAA1";
 const LOC_B: &str = "LocBBBBBBBBBBBBBBBB2";
@@ -43,6 +43,16 @@ async fn holded_contact(
         }
     })
     .await
+}
+
+/// Contact `ca1` of location A and `cb1` of location B, each synced into its own Holded.
+async fn sync_a_contact_in_a_and_b(world: &World, service: &Service) {
+    app::seed_contact_in(world, LOC_A, "ca1", "Ana");
+    app::seed_contact_in(world, LOC_B, "cb1", "Bea");
+    app::contact_changed(world, service, "ca1").await;
+    app::contact_changed(world, service, "cb1").await;
+    holded_contact(world, KEY_A, "ca1", |_| true).await;
+    holded_contact(world, KEY_B, "cb1", |_| true).await;
 }
 
 #[tokio::test]
@@ -177,12 +187,7 @@ async fn agency_install_mints_a_token_for_every_approved_location() {
             Some(("active".into(), Some("CompanyAgency000001".into())))
         );
     }
-    app::seed_contact_in(&world, LOC_A, "ca1", "Ana");
-    app::seed_contact_in(&world, LOC_B, "cb1", "Bea");
-    app::contact_changed(&world, &service, "ca1").await;
-    app::contact_changed(&world, &service, "cb1").await;
-    holded_contact(&world, KEY_A, "ca1", |_| true).await;
-    holded_contact(&world, KEY_B, "cb1", |_| true).await;
+    sync_a_contact_in_a_and_b(&world, &service).await;
     assert!(world
         .holded
         .contacts_with_custom_id(KEY_A, "cb1")
@@ -419,12 +424,7 @@ async fn a_refused_refresh_pauses_only_that_location_until_it_is_reinstalled() {
     let service = world.start_service().await;
     app::install_and_connect(&world, &service, LOC_A, KEY_A).await;
     app::install_and_connect(&world, &service, LOC_B, KEY_B).await;
-    app::seed_contact_in(&world, LOC_A, "ca1", "Ana");
-    app::seed_contact_in(&world, LOC_B, "cb1", "Bea");
-    app::contact_changed(&world, &service, "ca1").await;
-    app::contact_changed(&world, &service, "cb1").await;
-    holded_contact(&world, KEY_A, "ca1", |_| true).await;
-    holded_contact(&world, KEY_B, "cb1", |_| true).await;
+    sync_a_contact_in_a_and_b(&world, &service).await;
 
     world.ghl.revoke_refresh_tokens(LOC_A);
     world.ghl.expire_access_tokens();
