@@ -139,6 +139,11 @@ async fn location_install_connects_through_the_form_and_syncs() {
         app::tenant_state(&service, LOC_A).await.as_deref(),
         Some("active")
     );
+    // A ticket connects once: replayed, it cannot point the location at another account.
+    world.holded.add_api_key(KEY_B);
+    let (status, page) = app::connect(&service, &ticket, KEY_B).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("already used"), "{page}");
 
     app::seed_contact_in(&world, LOC_A, "ca1", "Ana");
     app::contact_changed(&world, &service, "ca1").await;

@@ -133,7 +133,7 @@ async fn connect(State(flow): State<Arc<InstallFlow>>, body: Bytes) -> Response 
                 &error.to_string(),
             )
         }
-        ConnectError::NotInstalled(..) => {
+        ConnectError::TicketUsed | ConnectError::NotInstalled(..) => {
             return failure(
                 StatusCode::CONFLICT,
                 "Holded not connected",

@@ -13,7 +13,7 @@ use super::tokens::TokenManager;
 use crate::domain::LocationId;
 use crate::ghl::{OAuthClient, OAuthError, UserType};
 use crate::holded::{HoldedClient, HoldedError};
-use crate::secrets::{SecretSealer, TokenRejected, TokenSigner};
+use crate::secrets::{SecretSealer, SignedClaims, TokenRejected, TokenSigner};
 use crate::store::{
     InstalledLocation, OwnerType, SharedStore, StoreError, TenantState, TokenOwner,
 };
@@ -52,6 +52,10 @@ pub enum InstallError {
 pub enum ConnectError {
     #[error("this form has expired or was altered ({0}); install the app again")]
     Ticket(TokenRejected),
+    #[error(
+        "this form was already used to connect Holded; install the app again to change the key"
+    )]
+    TicketUsed,
     #[error("enter the Holded API key")]
     KeyMissing,
     #[error(
@@ -223,20 +227,29 @@ impl InstallFlow {
 
     /// The location a connect form's ticket was issued for.
     pub fn ticket_location(&self, ticket: &str) -> Result<LocationId, ConnectError> {
+        self.ticket_claims(ticket)
+            .map(|(location_id, _)| location_id)
+    }
+
+    fn ticket_claims(&self, ticket: &str) -> Result<(LocationId, SignedClaims), ConnectError> {
         let claims = self
             .tickets
             .verify(ticket, Utc::now())
             .map_err(ConnectError::Ticket)?;
-        LocationId::parse(&claims.subject).map_err(|_| ConnectError::Ticket(TokenRejected::Forged))
+        let location_id = LocationId::parse(&claims.subject)
+            .map_err(|_| ConnectError::Ticket(TokenRejected::Forged))?;
+        Ok((location_id, claims))
     }
 
-    /// Stores the location's Holded key, sealed, once a real Holded call accepted it.
+    /// Stores the location's Holded key, sealed, once a real Holded call accepted it. A
+    /// ticket connects once: a wrong key may be corrected, but a ticket that leaked after
+    /// the install cannot point the location at another Holded account.
     pub async fn connect(
         &self,
         ticket: &str,
         holded_key: &SecretString,
     ) -> Result<LocationId, ConnectError> {
-        let location_id = self.ticket_location(ticket)?;
+        let (location_id, claims) = self.ticket_claims(ticket)?;
         let key = SecretString::from(holded_key.expose_secret().trim().to_owned());
         if key.expose_secret().is_empty() {
             return Err(ConnectError::KeyMissing);
@@ -245,6 +258,13 @@ impl InstallFlow {
             Ok(()) => {}
             Err(HoldedError::Unauthorized(_)) => return Err(ConnectError::WrongKey),
             Err(error) => return Err(ConnectError::HoldedUnavailable(error.to_string())),
+        }
+        if !self
+            .store
+            .consume_nonce(&claims.nonce, claims.expires_at)
+            .await?
+        {
+            return Err(ConnectError::TicketUsed);
         }
         let sealed = self
             .sealer
