@@ -14,13 +14,59 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::connect_info::Connected;
+use axum::middleware;
 use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::faults::{self, ErrorResponder, Faults};
+use super::recorder::{self, RequestLog};
+
+/// A simulator started by [`serve_simulator`]: where it listens and the handles tests use to
+/// inject faults and read the requests it received.
+#[derive(Clone)]
+pub(crate) struct RunningSimulator {
+    addr: SocketAddr,
+    pub(crate) faults: Faults,
+    pub(crate) requests: RequestLog,
+}
+
+impl RunningSimulator {
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Wraps a simulator's `api` in the layers every simulator shares and serves it.
+///
+/// The recorder is the outermost layer so that it also logs requests the fault layer answers or
+/// drops; `error_response` renders injected error statuses in the simulated API's own error shape.
+pub(crate) async fn serve_simulator(
+    api: Router,
+    error_response: ErrorResponder,
+) -> RunningSimulator {
+    let faults = Faults::default();
+    let requests = RequestLog::default();
+    let router = api
+        .layer(middleware::from_fn_with_state(
+            (faults.clone(), error_response),
+            faults::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            requests.clone(),
+            recorder::layer,
+        ));
+    let addr = spawn(router).await;
+    RunningSimulator {
+        addr,
+        faults,
+        requests,
+    }
+}
+
 /// Binds `127.0.0.1:0`, serves `router` on a background task and returns the bound address.
-pub(crate) async fn spawn(router: Router) -> SocketAddr {
+async fn spawn(router: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding 127.0.0.1:0 for a simulator");

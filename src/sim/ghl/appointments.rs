@@ -22,17 +22,15 @@ async fn for_contact(
     Extension(caller): Extension<Caller>,
     Path(contact_id): Path<String>,
 ) -> Response {
-    let state = state.lock().unwrap();
-    if let Err(refusal) = contacts::owned(&state, &caller, &contact_id) {
-        return refusal;
-    }
-    let events: Vec<_> = state
-        .appointments
-        .values()
-        .filter(|a| a["contactId"] == contact_id.as_str())
-        .cloned()
-        .collect();
-    Json(json!({ "events": events })).into_response()
+    contacts::with_owned(&state, &caller, &contact_id, |state| {
+        let events: Vec<_> = state
+            .appointments
+            .values()
+            .filter(|a| a["contactId"] == contact_id.as_str())
+            .cloned()
+            .collect();
+        Json(json!({ "events": events })).into_response()
+    })
 }
 
 async fn fetch(

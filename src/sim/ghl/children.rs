@@ -101,21 +101,37 @@ fn find<'a>(
         .find(|r| r["id"] == id)
 }
 
+/// Runs `act` on the record `id` under `contact_id` once the caller may see that contact;
+/// an unknown record answers the kind's 404.
+fn with_owned_record(
+    kind: &ChildKind,
+    state: &Shared,
+    caller: &Caller,
+    contact_id: &str,
+    id: &str,
+    act: impl FnOnce(&mut Value) -> Response,
+) -> Response {
+    contacts::with_owned(state, caller, contact_id, |state| {
+        match find(kind, state, contact_id, id) {
+            Some(record) => act(record),
+            None => errors::not_found(kind.not_found),
+        }
+    })
+}
+
 async fn list(
     kind: &'static ChildKind,
     State(state): State<Shared>,
     Extension(caller): Extension<Caller>,
     Path(contact_id): Path<String>,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = contacts::owned(&state, &caller, &contact_id) {
-        return refusal;
-    }
-    let records = (kind.records)(&mut state)
-        .get(&contact_id)
-        .cloned()
-        .unwrap_or_default();
-    Json(json!({ kind.plural: records })).into_response()
+    contacts::with_owned(&state, &caller, &contact_id, |state| {
+        let records = (kind.records)(state)
+            .get(&contact_id)
+            .cloned()
+            .unwrap_or_default();
+        Json(json!({ kind.plural: records })).into_response()
+    })
 }
 
 async fn create(
@@ -134,21 +150,19 @@ async fn create(
     if !missing.is_empty() {
         return errors::unprocessable(&missing);
     }
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = contacts::owned(&state, &caller, &contact_id) {
-        return refusal;
-    }
-    let mut record = Value::Object(body);
-    record["id"] = json!(ids::ghl_id());
-    put(kind, &mut state, &contact_id, record.clone());
-    let stored = find(
-        kind,
-        &mut state,
-        &contact_id,
-        record["id"].as_str().unwrap_or_default(),
-    )
-    .cloned();
-    (StatusCode::CREATED, Json(json!({ kind.singular: stored }))).into_response()
+    contacts::with_owned(&state, &caller, &contact_id, |state| {
+        let mut record = Value::Object(body);
+        record["id"] = json!(ids::ghl_id());
+        put(kind, state, &contact_id, record.clone());
+        let stored = find(
+            kind,
+            state,
+            &contact_id,
+            record["id"].as_str().unwrap_or_default(),
+        )
+        .cloned();
+        (StatusCode::CREATED, Json(json!({ kind.singular: stored }))).into_response()
+    })
 }
 
 async fn fetch(
@@ -157,14 +171,9 @@ async fn fetch(
     Extension(caller): Extension<Caller>,
     Path((contact_id, id)): Path<(String, String)>,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = contacts::owned(&state, &caller, &contact_id) {
-        return refusal;
-    }
-    match find(kind, &mut state, &contact_id, &id) {
-        Some(record) => Json(json!({ kind.singular: record })).into_response(),
-        None => errors::not_found(kind.not_found),
-    }
+    with_owned_record(kind, &state, &caller, &contact_id, &id, |record| {
+        Json(json!({ kind.singular: record })).into_response()
+    })
 }
 
 /// Update DTOs have every create field optional: the fields sent replace the stored ones.
@@ -175,19 +184,17 @@ async fn update(
     Path((contact_id, id)): Path<(String, String)>,
     Json(body): Json<Map<String, Value>>,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = contacts::owned(&state, &caller, &contact_id) {
-        return refusal;
-    }
-    let Some(Value::Object(record)) = find(kind, &mut state, &contact_id, &id) else {
-        return errors::not_found(kind.not_found);
-    };
-    for (field, value) in body {
-        if field != "id" && field != "contactId" {
-            record.insert(field, value);
+    with_owned_record(kind, &state, &caller, &contact_id, &id, |record| {
+        // Only objects carry an `id`, so the record found is always an object.
+        if let Value::Object(fields) = record {
+            for (field, value) in body {
+                if field != "id" && field != "contactId" {
+                    fields.insert(field, value);
+                }
+            }
         }
-    }
-    Json(json!({ kind.singular: record })).into_response()
+        Json(json!({ kind.singular: record })).into_response()
+    })
 }
 
 async fn remove(
@@ -196,15 +203,13 @@ async fn remove(
     Extension(caller): Extension<Caller>,
     Path((contact_id, id)): Path<(String, String)>,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = contacts::owned(&state, &caller, &contact_id) {
-        return refusal;
-    }
-    if find(kind, &mut state, &contact_id, &id).is_none() {
-        return errors::not_found(kind.not_found);
-    }
-    delete(kind, &mut state, &contact_id, &id);
-    Json(json!({"succeded": true})).into_response()
+    contacts::with_owned(&state, &caller, &contact_id, |state| {
+        if find(kind, state, &contact_id, &id).is_none() {
+            return errors::not_found(kind.not_found);
+        }
+        delete(kind, state, &contact_id, &id);
+        Json(json!({"succeded": true})).into_response()
+    })
 }
 
 async fn complete_task(
@@ -216,15 +221,8 @@ async fn complete_task(
     let Some(completed) = body["completed"].as_bool() else {
         return errors::unprocessable(&["completed must be a boolean value".to_owned()]);
     };
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = contacts::owned(&state, &caller, &contact_id) {
-        return refusal;
-    }
-    match find(&TASKS, &mut state, &contact_id, &id) {
-        Some(task) => {
-            task["completed"] = json!(completed);
-            Json(json!({ "task": task })).into_response()
-        }
-        None => errors::not_found(TASKS.not_found),
-    }
+    with_owned_record(&TASKS, &state, &caller, &contact_id, &id, |task| {
+        task["completed"] = json!(completed);
+        Json(json!({ "task": task })).into_response()
+    })
 }

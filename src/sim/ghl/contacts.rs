@@ -38,6 +38,21 @@ pub(super) fn owned<'a>(
     Ok(contact)
 }
 
+/// Runs `act` on the locked state once the contact `id` exists and the caller may see it, or
+/// answers why not; the lock is held throughout so the check still holds while `act` runs.
+pub(super) fn with_owned(
+    state: &Shared,
+    caller: &Caller,
+    id: &str,
+    act: impl FnOnce(&mut GhlState) -> Response,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Err(refusal) = owned(&state, caller, id) {
+        return refusal;
+    }
+    act(&mut state)
+}
+
 pub(super) fn now_iso() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -115,11 +130,9 @@ async fn fetch(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let state = state.lock().unwrap();
-    match owned(&state, &caller, &id) {
-        Ok(contact) => Json(json!({"contact": contact})).into_response(),
-        Err(refusal) => refusal,
-    }
+    with_owned(&state, &caller, &id, |state| {
+        Json(json!({"contact": state.contacts[&id]})).into_response()
+    })
 }
 
 async fn update(
@@ -128,18 +141,16 @@ async fn update(
     Path(id): Path<String>,
     Json(mut body): Json<Map<String, Value>>,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = owned(&state, &caller, &id) {
-        return refusal;
-    }
-    // `UpdateContactDto` has no `locationId`: a contact cannot move between locations.
-    body.remove("locationId");
-    let Some(Value::Object(contact)) = state.contacts.get_mut(&id) else {
-        return errors::not_found("Contact not found");
-    };
-    apply_write(contact, body);
-    let contact = Value::Object(contact.clone());
-    Json(json!({"succeded": true, "contact": contact})).into_response()
+    with_owned(&state, &caller, &id, |state| {
+        // `UpdateContactDto` has no `locationId`: a contact cannot move between locations.
+        body.remove("locationId");
+        let Some(Value::Object(contact)) = state.contacts.get_mut(&id) else {
+            return errors::not_found("Contact not found");
+        };
+        apply_write(contact, body);
+        let contact = Value::Object(contact.clone());
+        Json(json!({"succeded": true, "contact": contact})).into_response()
+    })
 }
 
 async fn remove(
@@ -147,12 +158,10 @@ async fn remove(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let mut state = state.lock().unwrap();
-    if let Err(refusal) = owned(&state, &caller, &id) {
-        return refusal;
-    }
-    delete(&mut state, &id);
-    Json(json!({"succeded": true})).into_response()
+    with_owned(&state, &caller, &id, |state| {
+        delete(state, &id);
+        Json(json!({"succeded": true})).into_response()
+    })
 }
 
 /// Deleting a contact takes its tasks and notes with it.

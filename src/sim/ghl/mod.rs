@@ -15,7 +15,6 @@ mod oauth;
 mod search;
 mod state;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,9 +25,9 @@ use axum::Router;
 use serde_json::Value;
 
 use super::clock::Clock;
-use super::faults::{self, ErrorResponder, Faults};
-use super::recorder::{self, RequestLog};
-use super::server;
+use super::faults::Faults;
+use super::recorder::RequestLog;
+use super::server::{self, RunningSimulator};
 use children::{NOTES, TASKS};
 use state::{AccessToken, Caller, GhlState, IssuedCode, Principal, Shared};
 
@@ -48,21 +47,16 @@ pub enum InstallGrant {
 /// Handle to a running simulator; clones share the same server and state.
 #[derive(Clone)]
 pub struct GhlSim {
-    addr: SocketAddr,
+    server: RunningSimulator,
     state: Shared,
     clock: Clock,
-    faults: Faults,
-    requests: RequestLog,
 }
 
 impl GhlSim {
     pub async fn start() -> GhlSim {
         let clock = Clock::default();
         let state: Shared = Arc::new(Mutex::new(GhlState::new(clock.clone())));
-        let faults = Faults::default();
-        let requests = RequestLog::default();
-        let error_response: ErrorResponder = errors::for_status;
-        let router = Router::new()
+        let api = Router::new()
             .merge(contacts::routes())
             .merge(children::routes())
             .merge(appointments::routes())
@@ -73,35 +67,24 @@ impl GhlSim {
                 state.clone(),
                 gateway::layer,
             ))
-            .with_state(state.clone())
-            .layer(middleware::from_fn_with_state(
-                (faults.clone(), error_response),
-                faults::layer,
-            ))
-            .layer(middleware::from_fn_with_state(
-                requests.clone(),
-                recorder::layer,
-            ));
-        let addr = server::spawn(router).await;
+            .with_state(state.clone());
         GhlSim {
-            addr,
+            server: server::serve_simulator(api, errors::for_status).await,
             state,
             clock,
-            faults,
-            requests,
         }
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        &self.server.faults
     }
 
     pub fn requests(&self) -> &RequestLog {
-        &self.requests
+        &self.server.requests
     }
 
     /// Moves the simulator's clock forward: token expiry, the refresh grace window and rate

@@ -7,6 +7,16 @@ use super::{GhlSim, InstallGrant};
 const LOCATION: &str = "ve9EPM428h8vShlRW1KT";
 const TOKEN: &str = "pit-location-a";
 const CONTACTS_VERSION: &str = "2021-07-28";
+/// The Marketplace app the OAuth tests install.
+const APP_CLIENT: &str = "app-client";
+const APP_SECRET: &str = "secret";
+
+/// A Sub-Account install of the seeded location.
+fn location_install() -> InstallGrant {
+    InstallGrant::Location {
+        location_id: LOCATION.into(),
+    }
+}
 
 struct Fixture {
     sim: GhlSim,
@@ -24,6 +34,10 @@ impl Fixture {
         }
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sim.base_url())
+    }
+
     fn request(
         &self,
         method: reqwest::Method,
@@ -32,9 +46,33 @@ impl Fixture {
         version: &str,
     ) -> reqwest::RequestBuilder {
         self.client
-            .request(method, format!("{}{path}", self.sim.base_url()))
+            .request(method, self.url(path))
             .bearer_auth(token)
             .header("Version", version)
+    }
+
+    async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        version: &str,
+    ) -> reqwest::Response {
+        self.request(method, path, token, version)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /contacts/c1` as `token`, the read the tests use to see whether a token works.
+    async fn get_seeded_contact_as(&self, token: &str) -> reqwest::Response {
+        self.send_as(
+            reqwest::Method::GET,
+            "/contacts/c1",
+            token,
+            CONTACTS_VERSION,
+        )
+        .await
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -49,28 +87,36 @@ impl Fixture {
     async fn oauth(&self, form: &[(&str, &str)]) -> (u16, Value) {
         let response = self
             .client
-            .post(format!("{}/oauth/token", self.sim.base_url()))
+            .post(self.url("/oauth/token"))
             .form(form)
             .send()
             .await
             .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
+
+    /// Registers the test app and issues it the authorization code `code` for `grant`.
+    fn issue_code(&self, code: &str, grant: InstallGrant) {
+        self.sim.register_app(APP_CLIENT, APP_SECRET);
+        self.sim.issue_authorization_code(APP_CLIENT, code, grant);
+    }
+
+    /// Exchanges `code` at `/oauth/token` as the test app.
+    async fn redeem_code(&self, code: &str) -> (u16, Value) {
+        self.oauth(&[
+            ("client_id", APP_CLIENT),
+            ("client_secret", APP_SECRET),
+            ("grant_type", "authorization_code"),
+            ("code", code),
+        ])
+        .await
+    }
 }
 
 #[tokio::test]
 async fn token_and_version_are_required() {
     let f = Fixture::new().await;
-    let bad_token = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            "wrong",
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let bad_token = f.get_seeded_contact_as("wrong").await;
     assert_eq!(bad_token.status(), 401);
     let body: Value = bad_token.json().await.unwrap();
     assert_eq!(
@@ -78,16 +124,14 @@ async fn token_and_version_are_required() {
         json!({"statusCode": 401, "message": "Invalid token: access token is invalid", "error": "Unauthorized"})
     );
     let wrong_version = f
-        .request(reqwest::Method::GET, "/contacts/c1", TOKEN, "2021-04-15")
-        .send()
-        .await
-        .unwrap();
+        .send_as(reqwest::Method::GET, "/contacts/c1", TOKEN, "2021-04-15")
+        .await;
     assert_eq!(wrong_version.status(), 400);
     let body: Value = wrong_version.json().await.unwrap();
     assert_eq!(body["statusCode"], 400);
     let missing_version = f
         .client
-        .get(format!("{}/contacts/c1", f.sim.base_url()))
+        .get(f.url("/contacts/c1"))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -103,16 +147,7 @@ async fn token_and_version_are_required() {
 async fn other_locations_are_forbidden_and_unknown_ids_are_404() {
     let f = Fixture::new().await;
     f.sim.add_private_token("otherLocation", "pit-other");
-    let foreign = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            "pit-other",
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let foreign = f.get_seeded_contact_as("pit-other").await;
     assert_eq!(foreign.status(), 403);
     let (status, body) = f.call(reqwest::Method::GET, "/contacts/nope", None).await;
     assert_eq!(
@@ -138,16 +173,7 @@ async fn rate_headers_count_down_and_429_when_enforced() {
             .parse()
             .unwrap()
     };
-    let first = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            TOKEN,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let first = f.get_seeded_contact_as(TOKEN).await;
     for name in [
         "x-ratelimit-limit-daily",
         "x-ratelimit-daily-remaining",
@@ -162,31 +188,13 @@ async fn rate_headers_count_down_and_429_when_enforced() {
         "10000"
     );
     assert_eq!(remaining(&first), 99);
-    let second = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            TOKEN,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let second = f.get_seeded_contact_as(TOKEN).await;
     assert_eq!(remaining(&second), 98);
 
     f.sim.enforce_rate_limit(Some((2, Duration::from_secs(10))));
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let r = f
-            .request(
-                reqwest::Method::GET,
-                "/contacts/c1",
-                TOKEN,
-                CONTACTS_VERSION,
-            )
-            .send()
-            .await
-            .unwrap();
+        let r = f.get_seeded_contact_as(TOKEN).await;
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 429]);
@@ -206,13 +214,8 @@ async fn search_validates_filters_by_date_updated_and_pages_with_search_after() 
         f.sim
             .put_contact(json!({"id": id, "locationId": LOCATION, "dateUpdated": updated}));
     }
-    let (status, body) = f
-        .call(
-            reqwest::Method::POST,
-            "/contacts/search",
-            Some(json!({"locationId": LOCATION})),
-        )
-        .await;
+    let search = |body: Value| f.call(reqwest::Method::POST, "/contacts/search", Some(body));
+    let (status, body) = search(json!({"locationId": LOCATION})).await;
     assert_eq!(status, 422);
     assert!(body["message"].is_array());
     let query = |after: Option<Value>| {
@@ -226,29 +229,15 @@ async fn search_validates_filters_by_date_updated_and_pages_with_search_after() 
         }
         body
     };
-    let (status, page1) = f
-        .call(reqwest::Method::POST, "/contacts/search", Some(query(None)))
-        .await;
+    let (status, page1) = search(query(None)).await;
     assert_eq!(status, 200);
     assert_eq!(page1["total"], 2);
     assert_eq!(page1["contacts"][0]["id"], "s2");
     let cursor = page1["contacts"][0]["searchAfter"].clone();
-    let (_, page2) = f
-        .call(
-            reqwest::Method::POST,
-            "/contacts/search",
-            Some(query(Some(cursor))),
-        )
-        .await;
+    let (_, page2) = search(query(Some(cursor))).await;
     assert_eq!(page2["contacts"][0]["id"], "s3");
     let cursor = page2["contacts"][0]["searchAfter"].clone();
-    let (_, page3) = f
-        .call(
-            reqwest::Method::POST,
-            "/contacts/search",
-            Some(query(Some(cursor))),
-        )
-        .await;
+    let (_, page3) = search(query(Some(cursor))).await;
     assert_eq!(page3["contacts"], json!([]));
 }
 
@@ -345,26 +334,22 @@ async fn tasks_notes_and_appointments() {
         .await;
     assert_eq!(events["events"][0]["id"], "a1");
     let wrong = f
-        .request(
+        .send_as(
             reqwest::Method::GET,
             "/calendars/events/appointments/a1",
             TOKEN,
             CONTACTS_VERSION,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(wrong.status(), 400);
     let event: Value = f
-        .request(
+        .send_as(
             reqwest::Method::GET,
             "/calendars/events/appointments/a1",
             TOKEN,
             "2021-04-15",
         )
-        .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -382,32 +367,19 @@ async fn tasks_notes_and_appointments() {
 #[tokio::test]
 async fn refresh_tokens_rotate_with_a_30_second_identical_request_grace() {
     let f = Fixture::new().await;
-    f.sim.register_app("app-client", "secret");
-    f.sim.issue_authorization_code(
-        "app-client",
-        "code-1",
-        InstallGrant::Location {
-            location_id: LOCATION.into(),
-        },
-    );
-    let exchange = [
-        ("client_id", "app-client"),
-        ("client_secret", "secret"),
-        ("grant_type", "authorization_code"),
-        ("code", "code-1"),
-    ];
-    let (status, first) = f.oauth(&exchange).await;
+    f.issue_code("code-1", location_install());
+    let (status, first) = f.redeem_code("code-1").await;
     assert_eq!(status, 200);
     assert_eq!(first["expires_in"], 86399);
     assert_eq!(first["userType"], "Location");
     assert_eq!(first["locationId"], LOCATION);
-    let (status, _) = f.oauth(&exchange).await;
+    let (status, _) = f.redeem_code("code-1").await;
     assert_eq!(status, 401, "codes are single-use");
 
     let old = first["refresh_token"].as_str().unwrap();
     let refresh = [
-        ("client_id", "app-client"),
-        ("client_secret", "secret"),
+        ("client_id", APP_CLIENT),
+        ("client_secret", APP_SECRET),
         ("grant_type", "refresh_token"),
         ("refresh_token", old),
     ];
@@ -429,116 +401,50 @@ async fn refresh_tokens_rotate_with_a_30_second_identical_request_grace() {
     assert_eq!(f.sim.token_requests(), 2);
 
     let access = rotated["access_token"].as_str().unwrap();
-    let ok = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            access,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let ok = f.get_seeded_contact_as(access).await;
     assert_eq!(ok.status(), 200);
     f.sim.expire_access_tokens();
-    let expired = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            access,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let expired = f.get_seeded_contact_as(access).await;
     assert_eq!(expired.status(), 401);
-    let pit = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            TOKEN,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let pit = f.get_seeded_contact_as(TOKEN).await;
     assert_eq!(pit.status(), 200);
 }
 
 #[tokio::test]
 async fn token_endpoint_is_form_only_and_access_tokens_expire_with_ttl() {
     let f = Fixture::new().await;
-    f.sim.register_app("app-client", "secret");
+    f.sim.register_app(APP_CLIENT, APP_SECRET);
     let json_body = f
         .client
-        .post(format!("{}/oauth/token", f.sim.base_url()))
-        .json(&json!({"client_id": "app-client", "client_secret": "secret", "grant_type": "authorization_code"}))
+        .post(f.url("/oauth/token"))
+        .json(&json!({"client_id": APP_CLIENT, "client_secret": APP_SECRET, "grant_type": "authorization_code"}))
         .send()
         .await
         .unwrap();
     assert_eq!(json_body.status(), 400);
     f.sim.set_access_token_ttl(Duration::from_secs(60));
-    f.sim.issue_authorization_code(
-        "app-client",
-        "c",
-        InstallGrant::Location {
-            location_id: LOCATION.into(),
-        },
-    );
-    let (_, pair) = f
-        .oauth(&[
-            ("client_id", "app-client"),
-            ("client_secret", "secret"),
-            ("grant_type", "authorization_code"),
-            ("code", "c"),
-        ])
-        .await;
+    f.issue_code("c", location_install());
+    let (_, pair) = f.redeem_code("c").await;
     assert_eq!(pair["expires_in"], 60);
     let access = pair["access_token"].as_str().unwrap();
     f.sim.advance_time(Duration::from_secs(61));
-    let expired = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            access,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let expired = f.get_seeded_contact_as(access).await;
     assert_eq!(expired.status(), 401);
 }
 
 #[tokio::test]
 async fn company_tokens_mint_location_tokens_for_approved_locations() {
     let f = Fixture::new().await;
-    f.sim.register_app("app-client", "secret");
     let grant = InstallGrant::Company {
         company_id: "co1".into(),
         approved_locations: vec![LOCATION.into()],
     };
-    f.sim.issue_authorization_code("app-client", "cc", grant);
-    let (_, company) = f
-        .oauth(&[
-            ("client_id", "app-client"),
-            ("client_secret", "secret"),
-            ("grant_type", "authorization_code"),
-            ("code", "cc"),
-        ])
-        .await;
+    f.issue_code("cc", grant);
+    let (_, company) = f.redeem_code("cc").await;
     assert_eq!(company["userType"], "Company");
     assert_eq!(company["approvedLocations"], json!([LOCATION]));
     let company_token = company["access_token"].as_str().unwrap();
-    let on_contacts = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            company_token,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let on_contacts = f.get_seeded_contact_as(company_token).await;
     assert_eq!(on_contacts.status(), 401);
     let mint = |location: &str| {
         f.request(
@@ -555,15 +461,6 @@ async fn company_tokens_mint_location_tokens_for_approved_locations() {
     assert_eq!(minted["locationId"], LOCATION);
     assert!(minted.get("refresh_token").is_none());
     let location_token = minted["access_token"].as_str().unwrap();
-    let ok = f
-        .request(
-            reqwest::Method::GET,
-            "/contacts/c1",
-            location_token,
-            CONTACTS_VERSION,
-        )
-        .send()
-        .await
-        .unwrap();
+    let ok = f.get_seeded_contact_as(location_token).await;
     assert_eq!(ok.status(), 200);
 }

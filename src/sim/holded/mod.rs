@@ -11,9 +11,9 @@ mod contacts;
 pub(crate) mod envelope;
 mod events;
 mod json_body;
+mod records;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,12 @@ use axum::response::Response;
 use axum::Router;
 use serde_json::Value;
 
-use super::faults::{self, ErrorResponder, Faults};
+use super::faults::Faults;
 use super::rate_window::RateWindow;
-use super::recorder::{self, RequestLog};
-use super::server;
+use super::recorder::RequestLog;
+use super::server::{self, RunningSimulator};
+use contacts::Contacts;
+use events::Events;
 
 /// Page size of list endpoints; the real size is NOT FOUND (reference §2.5), 50 is a guess that
 /// is small enough for tests to cross page boundaries cheaply.
@@ -35,10 +37,8 @@ const DEFAULT_PAGE_SIZE: usize = 50;
 
 #[derive(Clone)]
 pub struct HoldedSim {
-    addr: SocketAddr,
+    server: RunningSimulator,
     state: Shared,
-    faults: Faults,
-    requests: RequestLog,
 }
 
 type Shared = Arc<Mutex<HoldedState>>;
@@ -88,49 +88,35 @@ impl HoldedSim {
             rate_limit: None,
             windows: HashMap::new(),
         }));
-        let faults = Faults::default();
-        let requests = RequestLog::default();
         let api_layer = middleware::from_fn_with_state(state.clone(), authorize);
         // Wrong methods on known paths get the same HTML page as unknown paths, like Express.
-        let invoicing = contacts::routes()
+        let invoicing = records::routes::<Contacts>()
             .method_not_allowed_fallback(unknown_route)
             .route_layer(api_layer.clone());
-        let crm = events::routes()
+        let crm = records::routes::<Events>()
             .method_not_allowed_fallback(unknown_route)
             .route_layer(api_layer);
-        let error_response: ErrorResponder = envelope::failure_for_status;
-        let router = Router::new()
+        let api = Router::new()
             .nest("/api/invoicing/v1", invoicing)
             .nest("/api/crm/v1", crm)
             .fallback(unknown_route)
-            .with_state(state.clone())
-            .layer(middleware::from_fn_with_state(
-                (faults.clone(), error_response),
-                faults::layer,
-            ))
-            .layer(middleware::from_fn_with_state(
-                requests.clone(),
-                recorder::layer,
-            ));
-        let addr = server::spawn(router).await;
+            .with_state(state.clone());
         HoldedSim {
-            addr,
+            server: server::serve_simulator(api, envelope::failure_for_status).await,
             state,
-            faults,
-            requests,
         }
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        &self.server.faults
     }
 
     pub fn requests(&self) -> &RequestLog {
-        &self.requests
+        &self.server.requests
     }
 
     pub fn add_api_key(&self, key: &str) {
@@ -144,7 +130,7 @@ impl HoldedSim {
 
     pub fn contact(&self, key: &str, id: &str) -> Option<Value> {
         let mut state = self.state.lock().unwrap();
-        contacts::find(&state.account(key).contacts, id).cloned()
+        records::find(&state.account(key).contacts, id).cloned()
     }
 
     pub fn contacts_with_custom_id(&self, key: &str, custom_id: &str) -> Vec<Value> {

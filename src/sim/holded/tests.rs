@@ -25,11 +25,15 @@ impl Fixture {
         format!("{}{path}", self.sim.base_url())
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .client
+    /// A request authenticated with the account's API key.
+    fn keyed(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
             .request(method, self.url(path))
-            .header("key", KEY);
+            .header("key", KEY)
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.keyed(method, path);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -38,14 +42,16 @@ impl Fixture {
         (status, response.json().await.unwrap())
     }
 
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
     async fn create_contact(&self, body: Value) -> String {
-        let (status, envelope) = self
-            .send(
-                reqwest::Method::POST,
-                "/api/invoicing/v1/contacts",
-                Some(body),
-            )
-            .await;
+        let (status, envelope) = self.post("/api/invoicing/v1/contacts", body).await;
         assert_eq!(status, 201);
         envelope["id"].as_str().unwrap().to_owned()
     }
@@ -70,13 +76,7 @@ async fn missing_or_unknown_key_is_401_json() {
 async fn unknown_routes_answer_html_with_200() {
     let f = Fixture::new().await;
     for path in ["/api/invoicing/v1/contacts/x/attachments", "/nothing"] {
-        let response = f
-            .client
-            .post(f.url(path))
-            .header("key", KEY)
-            .send()
-            .await
-            .unwrap();
+        let response = f.keyed(reqwest::Method::POST, path).send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-type"]
             .to_str()
@@ -85,9 +85,7 @@ async fn unknown_routes_answer_html_with_200() {
         assert!(response.text().await.unwrap().contains("<html"));
     }
     let patch = f
-        .client
-        .patch(f.url("/api/invoicing/v1/contacts"))
-        .header("key", KEY)
+        .keyed(reqwest::Method::PATCH, "/api/invoicing/v1/contacts")
         .send()
         .await
         .unwrap();
@@ -99,10 +97,9 @@ async fn unknown_routes_answer_html_with_200() {
 async fn create_returns_created_envelope_and_reads_back_custom_id() {
     let f = Fixture::new().await;
     let (status, envelope) = f
-        .send(
-            reqwest::Method::POST,
+        .post(
             "/api/invoicing/v1/contacts",
-            Some(json!({"CustomId": "ghl-1", "name": "Ana", "customId": "ignored"})),
+            json!({"CustomId": "ghl-1", "name": "Ana", "customId": "ignored"}),
         )
         .await;
     assert_eq!(status, 201);
@@ -111,13 +108,7 @@ async fn create_returns_created_envelope_and_reads_back_custom_id() {
     let id = envelope["id"].as_str().unwrap();
     assert_eq!(id.len(), 24);
     assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
-    let (_, contact) = f
-        .send(
-            reqwest::Method::GET,
-            &format!("/api/invoicing/v1/contacts/{id}"),
-            None,
-        )
-        .await;
+    let (_, contact) = f.get(&format!("/api/invoicing/v1/contacts/{id}")).await;
     assert_eq!(contact["customId"], "ghl-1");
     assert!(contact["createdAt"].is_i64());
     assert!(contact["updatedAt"].is_i64());
@@ -151,13 +142,7 @@ async fn list_filters_by_custom_id_list_and_phone() {
         f.create_contact(json!({"CustomId": custom, "phone": phone}))
             .await;
     }
-    let (_, listed) = f
-        .send(
-            reqwest::Method::GET,
-            "/api/invoicing/v1/contacts?customId=a,c",
-            None,
-        )
-        .await;
+    let (_, listed) = f.get("/api/invoicing/v1/contacts?customId=a,c").await;
     let ids: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -165,22 +150,10 @@ async fn list_filters_by_custom_id_list_and_phone() {
         .map(|c| c["customId"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["a", "c"]);
-    let (_, by_phone) = f
-        .send(
-            reqwest::Method::GET,
-            "/api/invoicing/v1/contacts?phone=%2B34%20601",
-            None,
-        )
-        .await;
+    let (_, by_phone) = f.get("/api/invoicing/v1/contacts?phone=%2B34%20601").await;
     assert_eq!(by_phone.as_array().unwrap().len(), 1);
     assert_eq!(by_phone[0]["customId"], "b");
-    let (_, inexact) = f
-        .send(
-            reqwest::Method::GET,
-            "/api/invoicing/v1/contacts?phone=34601",
-            None,
-        )
-        .await;
+    let (_, inexact) = f.get("/api/invoicing/v1/contacts?phone=34601").await;
     assert_eq!(inexact, json!([]));
 }
 
@@ -194,11 +167,7 @@ async fn pages_end_with_an_empty_array() {
     let mut sizes = Vec::new();
     for page in 1..=3 {
         let (_, listed) = f
-            .send(
-                reqwest::Method::GET,
-                &format!("/api/invoicing/v1/contacts?page={page}"),
-                None,
-            )
+            .get(&format!("/api/invoicing/v1/contacts?page={page}"))
             .await;
         sizes.push(listed.as_array().unwrap().len());
     }
@@ -253,9 +222,7 @@ async fn delete_and_unknown_ids_use_the_status_envelopes() {
 async fn bodies_must_be_json() {
     let f = Fixture::new().await;
     let response = f
-        .client
-        .post(f.url("/api/invoicing/v1/contacts"))
-        .header("key", KEY)
+        .keyed(reqwest::Method::POST, "/api/invoicing/v1/contacts")
         .header("content-type", "application/x-www-form-urlencoded")
         .body("name=Ana")
         .send()
@@ -278,19 +245,18 @@ async fn accounts_are_isolated_per_key() {
 async fn events_store_spec_fields_drop_funnel_and_compute_end_date() {
     let f = Fixture::new().await;
     let (status, created) = f
-        .send(
-            reqwest::Method::POST,
+        .post(
             "/api/crm/v1/events",
-            Some(json!({
+            json!({
                 "name": "Call", "contactId": "c1", "kind": "task", "desc": "d",
                 "startDate": 1_700_000_000, "duration": 3600, "status": 0,
                 "funnelId": "f1", "userId": "u1",
-            })),
+            }),
         )
         .await;
     assert_eq!((status, created["info"].clone()), (201, json!("Created")));
     let path = format!("/api/crm/v1/events/{}", created["id"].as_str().unwrap());
-    let (_, event) = f.send(reqwest::Method::GET, &path, None).await;
+    let (_, event) = f.get(&path).await;
     assert_eq!(event["endDate"], 1_700_003_600);
     assert!(event.get("funnelId").is_none());
     let (_, updated) = f
@@ -313,11 +279,14 @@ async fn events_store_spec_fields_drop_funnel_and_compute_end_date() {
 async fn rate_limit_refuses_with_retry_after_when_enforced() {
     let f = Fixture::new().await;
     f.sim.enforce_rate_limit(Some((2, Duration::from_secs(60))));
-    let url = f.url("/api/invoicing/v1/contacts");
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..3 {
-        let response = f.client.get(&url).header("key", KEY).send().await.unwrap();
+        let response = f
+            .keyed(reqwest::Method::GET, "/api/invoicing/v1/contacts")
+            .send()
+            .await
+            .unwrap();
         statuses.push(response.status().as_u16());
         retry_after = response.headers().get("retry-after").cloned();
     }
