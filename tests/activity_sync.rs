@@ -3,10 +3,10 @@ mod support;
 
 use ghl_holded_sync::sim::faults::{FaultAction, FaultRule, Gate};
 use ghl_holded_sync::sim::webhooks::{appointment_event, note_event, task_event};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{json, Value};
 use support::eventually;
-use support::service::{Service, World, HOLDED_KEY, LOCATION, SYNC};
+use support::service::{has_tag, Service, World, HOLDED_KEY, LOCATION, SYNC};
 
 const DUE: &str = "2026-12-22T06:55:00.000Z";
 const DUE_UNIX: i64 = 1_797_922_500;
@@ -38,22 +38,43 @@ fn appointment(id: &str, contact: &str, status: &str) -> Value {
 async fn world_with_contact() -> (World, Service, String) {
     let world = World::new().await;
     let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
     let contact = world
-        .holded_contact_where("c1", "the contact", |_| true)
+        .create_and_sync_contact(&service, "c1", "the contact")
         .await;
     let id = contact["id"].as_str().unwrap().to_owned();
     (world, service, id)
 }
 
-async fn post(world: &World, service: &Service, event: Value) {
-    let response = world
-        .post_signed(service, &serde_json::to_vec(&event).unwrap())
+/// Puts `task` on contact `c1` in GHL, then posts its `event_type`, as GHL would notify it.
+async fn put_task_and_post(world: &World, service: &Service, event_type: &str, task: Value) {
+    world.ghl.put_task("c1", task.clone());
+    post_task_event(world, service, event_type, &task).await;
+}
+
+/// Posts a GHL task event for `task` (as `task_event` shapes it), asserting it is acknowledged.
+async fn post_task_event(world: &World, service: &Service, event_type: &str, task: &Value) {
+    world
+        .post_event(service, &task_event(event_type, LOCATION, task))
         .await;
-    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Posts a GHL note event for `note`, asserting it is acknowledged.
+async fn post_note_event(world: &World, service: &Service, event_type: &str, note: &Value) {
+    world
+        .post_event(service, &note_event(event_type, LOCATION, note))
+        .await;
+}
+
+/// Posts a GHL appointment event for `appointment`, asserting it is acknowledged.
+async fn post_appointment_event(
+    world: &World,
+    service: &Service,
+    event_type: &str,
+    appointment: &Value,
+) {
+    world
+        .post_event(service, &appointment_event(event_type, appointment))
+        .await;
 }
 
 /// The one Holded event tagged with this GHL origin, once `ready` holds.
@@ -63,11 +84,7 @@ async fn holded_event(world: &World, tag: &str, ready: impl Fn(&Value) -> bool) 
             .holded
             .events(HOLDED_KEY)
             .into_iter()
-            .filter(|e| {
-                e["tags"]
-                    .as_array()
-                    .is_some_and(|t| t.iter().any(|t| t == tag))
-            })
+            .filter(|e| has_tag(e, tag))
             .collect();
         match found.as_slice() {
             [one] if ready(one) => Some(one.clone()),
@@ -81,12 +98,7 @@ async fn holded_event(world: &World, tag: &str, ready: impl Fn(&Value) -> bool) 
 async fn no_events_tagged(world: &World, tag: &str) {
     eventually(&format!("no Holded event {tag}"), SYNC, || async {
         let events = world.holded.events(HOLDED_KEY);
-        (!events.iter().any(|e| {
-            e["tags"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == tag))
-        }))
-        .then_some(())
+        (!events.iter().any(|e| has_tag(e, tag))).then_some(())
     })
     .await
 }
@@ -104,14 +116,8 @@ fn event_writes(world: &World) -> usize {
 #[tokio::test]
 async fn task_lifecycle_field_by_field() {
     let (world, service, holded_contact) = world_with_contact().await;
-    world.ghl.put_task("c1", task("t1", "c1", false));
     // The simulator drops contactId and body from TaskCreate, as GHL really does.
-    post(
-        &world,
-        &service,
-        task_event("TaskCreate", LOCATION, &task("t1", "c1", false)),
-    )
-    .await;
+    put_task_and_post(&world, &service, "TaskCreate", task("t1", "c1", false)).await;
     let event = holded_event(&world, "ghl-task-t1", |_| true).await;
     assert_eq!(event["kind"], "task");
     assert_eq!(event["name"], "Call t1");
@@ -128,22 +134,11 @@ async fn task_lifecycle_field_by_field() {
         "the contact was resolved through the task search"
     );
 
-    world.ghl.put_task("c1", task("t1", "c1", true));
-    post(
-        &world,
-        &service,
-        task_event("TaskComplete", LOCATION, &task("t1", "c1", true)),
-    )
-    .await;
+    put_task_and_post(&world, &service, "TaskComplete", task("t1", "c1", true)).await;
     holded_event(&world, "ghl-task-t1", |e| e["status"] == 1).await;
 
     world.ghl.delete_task("c1", "t1");
-    post(
-        &world,
-        &service,
-        task_event("TaskDelete", LOCATION, &task("t1", "c1", true)),
-    )
-    .await;
+    post_task_event(&world, &service, "TaskDelete", &task("t1", "c1", true)).await;
     no_events_tagged(&world, "ghl-task-t1").await;
 }
 
@@ -152,7 +147,7 @@ async fn note_lifecycle_field_by_field() {
     let (world, service, holded_contact) = world_with_contact().await;
     let first = note("n1", "c1", "Met at the fair\nWants a demo in January");
     world.ghl.put_note("c1", first.clone());
-    post(&world, &service, note_event("NoteCreate", LOCATION, &first)).await;
+    post_note_event(&world, &service, "NoteCreate", &first).await;
     let event = holded_event(&world, "ghl-note-n1", |_| true).await;
     assert_eq!(event["kind"], "note");
     assert_eq!(event["name"], "Met at the fair");
@@ -162,21 +157,11 @@ async fn note_lifecycle_field_by_field() {
 
     let edited = note("n1", "c1", "Demo booked");
     world.ghl.put_note("c1", edited.clone());
-    post(
-        &world,
-        &service,
-        note_event("NoteUpdate", LOCATION, &edited),
-    )
-    .await;
+    post_note_event(&world, &service, "NoteUpdate", &edited).await;
     holded_event(&world, "ghl-note-n1", |e| e["desc"] == "Demo booked").await;
 
     world.ghl.delete_note("c1", "n1");
-    post(
-        &world,
-        &service,
-        note_event("NoteDelete", LOCATION, &edited),
-    )
-    .await;
+    post_note_event(&world, &service, "NoteDelete", &edited).await;
     no_events_tagged(&world, "ghl-note-n1").await;
 }
 
@@ -186,10 +171,11 @@ async fn appointment_lifecycle_field_by_field() {
     world
         .ghl
         .put_appointment(appointment("a1", "c1", "confirmed"));
-    post(
+    post_appointment_event(
         &world,
         &service,
-        appointment_event("AppointmentCreate", &appointment("a1", "c1", "confirmed")),
+        "AppointmentCreate",
+        &appointment("a1", "c1", "confirmed"),
     )
     .await;
     let event = holded_event(&world, "ghl-appointment-a1", |_| true).await;
@@ -203,30 +189,26 @@ async fn appointment_lifecycle_field_by_field() {
         .unwrap()
         .contains(&json!("ghl-status-confirmed")));
     assert_eq!(event["contactId"], holded_contact.as_str());
-    let fetch = world
-        .ghl
-        .requests()
-        .all()
-        .into_iter()
-        .find(|r| r.path == "/calendars/events/appointments/a1")
-        .unwrap();
+    let fetch = world.first_ghl_request("/calendars/events/appointments/a1");
     assert_eq!(fetch.headers["version"], "2021-04-15");
 
     world.ghl.put_appointment(appointment("a1", "c1", "showed"));
-    post(
+    post_appointment_event(
         &world,
         &service,
-        appointment_event("AppointmentUpdate", &appointment("a1", "c1", "showed")),
+        "AppointmentUpdate",
+        &appointment("a1", "c1", "showed"),
     )
     .await;
     holded_event(&world, "ghl-appointment-a1", |e| e["status"] == 1).await;
 
     // GHL's documented delete example carries "type": "AppointmentCreate"; the 404 decides.
     world.ghl.delete_appointment("a1");
-    post(
+    post_appointment_event(
         &world,
         &service,
-        appointment_event("AppointmentCreate", &appointment("a1", "c1", "showed")),
+        "AppointmentCreate",
+        &appointment("a1", "c1", "showed"),
     )
     .await;
     no_events_tagged(&world, "ghl-appointment-a1").await;
@@ -235,19 +217,8 @@ async fn appointment_lifecycle_field_by_field() {
 #[tokio::test]
 async fn task_create_and_complete_out_of_order_end_done() {
     let (world, service, _) = world_with_contact().await;
-    world.ghl.put_task("c1", task("t2", "c1", true));
-    post(
-        &world,
-        &service,
-        task_event("TaskComplete", LOCATION, &task("t2", "c1", true)),
-    )
-    .await;
-    post(
-        &world,
-        &service,
-        task_event("TaskCreate", LOCATION, &task("t2", "c1", false)),
-    )
-    .await;
+    put_task_and_post(&world, &service, "TaskComplete", task("t2", "c1", true)).await;
+    post_task_event(&world, &service, "TaskCreate", &task("t2", "c1", false)).await;
     holded_event(&world, "ghl-task-t2", |e| e["status"] == 1).await;
 }
 
@@ -255,17 +226,10 @@ async fn task_create_and_complete_out_of_order_end_done() {
 async fn task_whose_contact_cannot_be_found_is_dead_lettered_with_the_reason() {
     let (world, service, _) = world_with_contact().await;
     // GHL knows no such task: the search finds no contact.
-    post(
-        &world,
-        &service,
-        task_event("TaskCreate", LOCATION, &task("ghost", "c1", false)),
-    )
-    .await;
-    let (state, error) = eventually("the task to be dead-lettered", SYNC, || async {
-        let row = world.work_row("ghost").await?;
-        (row.0 == "dead").then_some(row)
-    })
-    .await;
+    post_task_event(&world, &service, "TaskCreate", &task("ghost", "c1", false)).await;
+    let (state, error) = world
+        .wait_for_dead_work("ghost", "the task to be dead-lettered")
+        .await;
     assert_eq!(state, "dead");
     assert!(error.unwrap().contains("could not be found"));
     assert_eq!(event_writes(&world), 0);
@@ -279,7 +243,7 @@ async fn child_before_parent_syncs_the_contact_first() {
     let n = note("n9", "c9", "First contact by phone");
     world.ghl.put_note("c9", n.clone());
     // No ContactCreate was ever delivered for c9.
-    post(&world, &service, note_event("NoteCreate", LOCATION, &n)).await;
+    post_note_event(&world, &service, "NoteCreate", &n).await;
     let event = holded_event(&world, "ghl-note-n9", |_| true).await;
     let contact = world
         .holded_contact_where("c9", "the contact", |_| true)
@@ -306,12 +270,9 @@ async fn first_sync_brings_the_contacts_history() {
     world
         .ghl
         .put_appointment(appointment("a1", "c1", "confirmed"));
-    post(
-        &world,
-        &service,
-        serde_json::from_slice(&world.contact_webhook("ContactCreate", "c1")).unwrap(),
-    )
-    .await;
+    world
+        .post_contact_event(&service, "ContactCreate", "c1")
+        .await;
 
     let contact = world
         .holded_contact_where("c1", "the contact", |_| true)
@@ -334,25 +295,16 @@ async fn first_sync_brings_the_contacts_history() {
 #[tokio::test]
 async fn a_task_edited_in_ghl_is_caught_by_the_next_contact_sync() {
     let (world, service, _) = world_with_contact().await;
-    world.ghl.put_task("c1", task("t1", "c1", false));
-    post(
-        &world,
-        &service,
-        task_event("TaskCreate", LOCATION, &task("t1", "c1", false)),
-    )
-    .await;
+    put_task_and_post(&world, &service, "TaskCreate", task("t1", "c1", false)).await;
     holded_event(&world, "ghl-task-t1", |_| true).await;
 
     // GHL has no TaskUpdate event: the edit rides on the next contact event.
     let mut edited = task("t1", "c1", false);
     edited["title"] = json!("Call about the renewal");
     world.ghl.put_task("c1", edited);
-    post(
-        &world,
-        &service,
-        serde_json::from_slice(&world.contact_webhook("ContactUpdate", "c1")).unwrap(),
-    )
-    .await;
+    world
+        .post_contact_event(&service, "ContactUpdate", "c1")
+        .await;
     holded_event(&world, "ghl-task-t1", |e| {
         e["name"] == "Call about the renewal"
     })
@@ -362,13 +314,7 @@ async fn a_task_edited_in_ghl_is_caught_by_the_next_contact_sync() {
 #[tokio::test]
 async fn unchanged_redelivery_makes_zero_writes() {
     let (world, service, _) = world_with_contact().await;
-    world.ghl.put_task("c1", task("t1", "c1", true));
-    post(
-        &world,
-        &service,
-        task_event("TaskComplete", LOCATION, &task("t1", "c1", true)),
-    )
-    .await;
+    put_task_and_post(&world, &service, "TaskComplete", task("t1", "c1", true)).await;
     holded_event(&world, "ghl-task-t1", |_| true).await;
     service
         .wait_for_log("the task sync", |l| {
@@ -377,26 +323,12 @@ async fn unchanged_redelivery_makes_zero_writes() {
         .await;
     let writes = world.holded.requests().writes();
 
-    post(
-        &world,
-        &service,
-        task_event("TaskComplete", LOCATION, &task("t1", "c1", true)),
-    )
-    .await;
-    post(
-        &world,
-        &service,
-        serde_json::from_slice(&world.contact_webhook("ContactUpdate", "c1")).unwrap(),
-    )
-    .await;
+    post_task_event(&world, &service, "TaskComplete", &task("t1", "c1", true)).await;
+    world
+        .post_contact_event(&service, "ContactUpdate", "c1")
+        .await;
     eventually("both re-syncs", SYNC, || async {
-        let unchanged = |id: &str| {
-            service
-                .sync_outcomes(id)
-                .iter()
-                .filter(|o| *o == "unchanged")
-                .count()
-        };
+        let unchanged = |id: &str| service.outcome_count(id, "unchanged");
         (unchanged("t1") >= 1 && unchanged("c1") >= 1).then_some(())
     })
     .await;
@@ -405,27 +337,19 @@ async fn unchanged_redelivery_makes_zero_writes() {
 
 #[tokio::test]
 async fn a_child_created_and_deleted_before_its_first_sync_writes_nothing() {
-    let mut world = World::new().await;
-    world.env.insert("WORKERS".into(), "1".into());
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world
-        .holded_contact_where("c1", "the contact", |_| true)
-        .await;
+    let world = World::new().await.with_env("WORKERS", "1");
+    let service = world.start_with_synced_contact("c1", "the contact").await;
 
     // Keep the only worker busy on another contact while both note events arrive.
     world.seed_contact("busy");
     let gate = world.hold_first_ghl_get("/contacts/busy");
     world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "busy"))
+        .post_contact_event(&service, "ContactCreate", "busy")
         .await;
     assert!(gate.wait_for_arrivals(1, SYNC).await);
     let n = note("n1", "c1", "Oops");
-    post(&world, &service, note_event("NoteCreate", LOCATION, &n)).await;
-    post(&world, &service, note_event("NoteDelete", LOCATION, &n)).await;
+    post_note_event(&world, &service, "NoteCreate", &n).await;
+    post_note_event(&world, &service, "NoteDelete", &n).await;
     gate.open();
 
     service
@@ -445,23 +369,22 @@ async fn a_child_created_and_deleted_before_its_first_sync_writes_nothing() {
 
 #[tokio::test]
 async fn deleting_a_contact_under_the_delete_policy_removes_its_events_first() {
-    let mut world = World::new().await;
-    world.env.insert("DELETE_POLICY".into(), "delete".into());
+    let world = World::new().await.with_env("DELETE_POLICY", "delete");
     let service = world.start_service().await;
     world.seed_contact("c1");
     world.ghl.put_task("c1", task("t1", "c1", false));
     world.ghl.put_note("c1", note("n1", "c1", "Hello"));
     world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
+        .post_contact_event(&service, "ContactCreate", "c1")
         .await;
     eventually("both events", SYNC, || async {
         (world.holded.events(HOLDED_KEY).len() == 2).then_some(())
     })
     .await;
 
-    let body = world.contact_webhook("ContactDelete", "c1");
-    world.ghl.delete_contact("c1");
-    world.post_signed(&service, &body).await;
+    world
+        .delete_in_ghl_then_post(&service, "ContactDelete", "c1")
+        .await;
     eventually("contact and events gone", SYNC, || async {
         (world.holded.contacts(HOLDED_KEY).is_empty() && world.holded.events(HOLDED_KEY).is_empty())
             .then_some(())
@@ -484,16 +407,8 @@ async fn deleting_a_contact_under_the_delete_policy_removes_its_events_first() {
 
 #[tokio::test]
 async fn an_event_created_but_never_acknowledged_is_recovered_not_duplicated() {
-    let mut world = World::new().await;
-    world.env.insert("UPSTREAM_TIMEOUT".into(), "1s".into());
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world
-        .holded_contact_where("c1", "the contact", |_| true)
-        .await;
+    let world = World::new().await.with_env("UPSTREAM_TIMEOUT", "1s");
+    let service = world.start_with_synced_contact("c1", "the contact").await;
 
     // Holded stores the event but its answer never arrives: the attempt times out.
     let lost_answer = Gate::new();
@@ -507,7 +422,7 @@ async fn an_event_created_but_never_acknowledged_is_recovered_not_duplicated() {
     );
     let n = note("n1", "c1", "Call me back");
     world.ghl.put_note("c1", n.clone());
-    post(&world, &service, note_event("NoteCreate", LOCATION, &n)).await;
+    post_note_event(&world, &service, "NoteCreate", &n).await;
     service
         .wait_for_log("the recovery", |l| {
             l["ghl_id"] == "n1" && l["outcome"] == "recovered"

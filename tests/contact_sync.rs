@@ -6,7 +6,15 @@ use ghl_holded_sync::sim::faults::{FaultAction, FaultRule};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::eventually;
-use support::service::{World, GHL_TOKEN, HOLDED_KEY, LOCATION, SYNC};
+use support::service::{has_tag, Service, World, GHL_TOKEN, HOLDED_KEY, LOCATION, SYNC};
+
+/// Waits until the Holded contact of `ghl_id` carries the tag a GHL deletion leaves under
+/// the default delete policy; returns it.
+async fn holded_contact_tagged_deleted(world: &World, ghl_id: &str) -> Value {
+    world
+        .holded_contact_where(ghl_id, "the ghl-deleted tag", |c| has_tag(c, "ghl-deleted"))
+        .await
+}
 
 async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
@@ -22,12 +30,8 @@ async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
 async fn contact_create_lands_in_holded_field_by_field() {
     let world = World::new().await;
     let service = world.start_service().await;
-    world.seed_contact("c1");
-    let response = world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.json::<Value>().await.unwrap()["status"], "stored");
+    let answer = world.seed_contact_and_post_create(&service, "c1").await;
+    assert_eq!(answer["status"], "stored");
 
     let holded = world
         .holded_contact_where("c1", "the contact in Holded", |_| true)
@@ -43,13 +47,7 @@ async fn contact_create_lands_in_holded_field_by_field() {
     assert_eq!(holded["billAddress"]["country"], "ES");
     assert_eq!(holded["tags"], json!(["b2b", "vip"]));
     // Authenticated with the configured token and key.
-    let fetch = world
-        .ghl
-        .requests()
-        .all()
-        .into_iter()
-        .find(|r| r.path == "/contacts/c1")
-        .unwrap();
+    let fetch = world.first_ghl_request("/contacts/c1");
     assert_eq!(
         fetch.headers["authorization"],
         format!("Bearer {GHL_TOKEN}").as_str()
@@ -60,20 +58,14 @@ async fn contact_create_lands_in_holded_field_by_field() {
 #[tokio::test]
 async fn update_changes_the_same_holded_contact() {
     let world = World::new().await;
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world.holded_contact_where("c1", "created", |_| true).await;
+    let service = world.start_with_synced_contact("c1", "created").await;
 
     world
         .ghl
         .patch_contact("c1", json!({ "email": "new@example.com", "tags": ["vip"] }));
-    let response = world
-        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+    world
+        .post_contact_event(&service, "ContactUpdate", "c1")
         .await;
-    assert_eq!(response.status(), StatusCode::OK);
     let holded = world
         .holded_contact_where("c1", "the new email in Holded", |c| {
             c["email"] == "new@example.com"
@@ -86,12 +78,7 @@ async fn update_changes_the_same_holded_contact() {
 #[tokio::test]
 async fn unchanged_update_makes_zero_holded_writes() {
     let world = World::new().await;
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world.holded_contact_where("c1", "created", |_| true).await;
+    let service = world.start_with_synced_contact("c1", "created").await;
     service
         .wait_for_log("first sync logged", |l| {
             l["message"] == "sync" && l["outcome"] == "created"
@@ -100,17 +87,10 @@ async fn unchanged_update_makes_zero_holded_writes() {
     let writes_before = world.holded.requests().writes();
 
     for event_type in ["ContactUpdate", "ContactTagUpdate", "ContactDndUpdate"] {
-        let response = world
-            .post_signed(&service, &world.contact_webhook(event_type, "c1"))
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
+        world.post_contact_event(&service, event_type, "c1").await;
     }
     eventually("the re-sync to finish", SYNC, || async {
-        service
-            .sync_outcomes("c1")
-            .iter()
-            .any(|o| o == "unchanged")
-            .then_some(())
+        (service.outcome_count("c1", "unchanged") >= 1).then_some(())
     })
     .await;
     assert_eq!(
@@ -120,26 +100,21 @@ async fn unchanged_update_makes_zero_holded_writes() {
     );
 }
 
+/// Starts the service, syncs contact `c1` to Holded, then deletes it in GHL and delivers
+/// `event_type` for it: the start of every test of what a GHL deletion does in Holded.
+async fn sync_c1_then_delete_it_in_ghl(world: &World, event_type: &str) -> Service {
+    let service = world.start_with_synced_contact("c1", "created").await;
+    world
+        .delete_in_ghl_then_post(&service, event_type, "c1")
+        .await;
+    service
+}
+
 #[tokio::test]
 async fn contact_delete_tags_the_holded_contact_by_default() {
     let world = World::new().await;
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world.holded_contact_where("c1", "created", |_| true).await;
-
-    let body = world.contact_webhook("ContactDelete", "c1");
-    world.ghl.delete_contact("c1");
-    world.post_signed(&service, &body).await;
-    let holded = world
-        .holded_contact_where("c1", "the ghl-deleted tag", |c| {
-            c["tags"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == "ghl-deleted"))
-        })
-        .await;
+    let service = sync_c1_then_delete_it_in_ghl(&world, "ContactDelete").await;
+    let holded = holded_contact_tagged_deleted(&world, "c1").await;
     assert_eq!(holded["name"], "John Deo", "the record itself is kept");
 
     // Delivered again: already handled, no write.
@@ -147,13 +122,7 @@ async fn contact_delete_tags_the_holded_contact_by_default() {
     let again = world.contact_webhook("ContactDelete", "c1");
     world.post_signed(&service, &again).await;
     eventually("the second delete to be processed", SYNC, || async {
-        (service
-            .sync_outcomes("c1")
-            .iter()
-            .filter(|o| *o == "unchanged")
-            .count()
-            == 1)
-            .then_some(())
+        (service.outcome_count("c1", "unchanged") == 1).then_some(())
     })
     .await;
     assert_eq!(world.holded.requests().writes(), writes);
@@ -161,18 +130,8 @@ async fn contact_delete_tags_the_holded_contact_by_default() {
 
 #[tokio::test]
 async fn delete_policy_delete_removes_the_holded_contact() {
-    let mut world = World::new().await;
-    world.env.insert("DELETE_POLICY".into(), "delete".into());
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world.holded_contact_where("c1", "created", |_| true).await;
-
-    let body = world.contact_webhook("ContactDelete", "c1");
-    world.ghl.delete_contact("c1");
-    world.post_signed(&service, &body).await;
+    let world = World::new().await.with_env("DELETE_POLICY", "delete");
+    let _service = sync_c1_then_delete_it_in_ghl(&world, "ContactDelete").await;
     eventually("the Holded contact to be deleted", SYNC, || async {
         world.holded.contacts(HOLDED_KEY).is_empty().then_some(())
     })
@@ -182,24 +141,9 @@ async fn delete_policy_delete_removes_the_holded_contact() {
 #[tokio::test]
 async fn ghl_404_takes_the_delete_path() {
     let world = World::new().await;
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world.holded_contact_where("c1", "created", |_| true).await;
-
     // An update webhook, but GHL no longer has the contact.
-    let body = world.contact_webhook("ContactUpdate", "c1");
-    world.ghl.delete_contact("c1");
-    world.post_signed(&service, &body).await;
-    world
-        .holded_contact_where("c1", "the ghl-deleted tag", |c| {
-            c["tags"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == "ghl-deleted"))
-        })
-        .await;
+    let _service = sync_c1_then_delete_it_in_ghl(&world, "ContactUpdate").await;
+    holded_contact_tagged_deleted(&world, "c1").await;
 }
 
 #[tokio::test]
@@ -373,11 +317,7 @@ async fn pending_work_survives_a_crash_and_restart() {
         },
     ));
     let service = world.start_service().await;
-    world.seed_contact("c1");
-    let response = world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    world.seed_contact_and_post_create(&service, "c1").await;
     service
         .wait_for_log("a failed attempt", |l| {
             l["message"] == "sync" && l["outcome"] == "retry"
@@ -399,11 +339,7 @@ async fn webhook_acknowledged_before_a_crash_is_synced_after_restart() {
     // GHL hangs on the fetch, so the item is leased and in flight when the process dies.
     let gate = world.hold_first_ghl_get("/contacts/c1");
     let service = world.start_service().await;
-    world.seed_contact("c1");
-    let response = world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    world.seed_contact_and_post_create(&service, "c1").await;
     assert!(gate.wait_for_arrivals(1, SYNC).await);
     service.kill();
     gate.open();
@@ -419,19 +355,16 @@ async fn update_arriving_mid_sync_is_synced_again() {
     let world = World::new().await;
     let gate = world.hold_first_ghl_get("/contacts/c1");
     let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
+    world.seed_contact_and_post_create(&service, "c1").await;
     // The first fetch has read the old data and is held in flight.
     assert!(gate.wait_for_arrivals(1, SYNC).await);
     world
         .ghl
         .patch_contact("c1", json!({ "email": "latest@example.com" }));
-    let response = world
-        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+    let answer = world
+        .post_contact_event(&service, "ContactUpdate", "c1")
         .await;
-    assert_eq!(response.json::<Value>().await.unwrap()["status"], "stored");
+    assert_eq!(answer["status"], "stored");
     gate.open();
 
     world
@@ -454,10 +387,7 @@ async fn existing_holded_contact_with_our_custom_id_is_reused_not_duplicated() {
         .holded
         .put_contact(HOLDED_KEY, json!({ "name": "Old name", "customId": "c1" }));
     let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
+    world.seed_contact_and_post_create(&service, "c1").await;
     let holded = world
         .holded_contact_where("c1", "the update", |c| c["name"] == "John Deo")
         .await;
@@ -474,12 +404,7 @@ async fn existing_holded_contact_with_our_custom_id_is_reused_not_duplicated() {
 #[tokio::test]
 async fn logs_say_what_happened_and_never_a_secret() {
     let world = World::new().await;
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world.holded_contact_where("c1", "created", |_| true).await;
+    let service = world.start_with_synced_contact("c1", "created").await;
     let sync = service
         .wait_for_log("a sync line", |l| l["message"] == "sync")
         .await;
@@ -508,7 +433,7 @@ async fn logs_say_what_happened_and_never_a_secret() {
         .ghl
         .patch_contact("c1", json!({ "email": "x@example.com" }));
     world
-        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+        .post_contact_event(&service, "ContactUpdate", "c1")
         .await;
     service
         .wait_for_log("a retry line", |l| l["outcome"] == "retry")
@@ -525,18 +450,13 @@ async fn health_and_readiness() {
     let world = World::new().await;
     let service = world.start_service().await;
     for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
-        let response = world.http.get(service.url(path)).send().await.unwrap();
+        let response = world.get(&service, path).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.json::<Value>().await.unwrap()["status"], status);
     }
-    let response = world.http.get(service.url("/nope")).send().await.unwrap();
+    let response = world.get(&service, "/nope").await;
     error_body(response, StatusCode::NOT_FOUND).await;
-    let response = world
-        .http
-        .get(service.url("/webhooks/ghl"))
-        .send()
-        .await
-        .unwrap();
+    let response = world.get(&service, "/webhooks/ghl").await;
     error_body(response, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
@@ -555,19 +475,11 @@ async fn starts_without_sync_settings_and_says_what_is_missing() {
         .as_str()
         .unwrap()
         .contains("GHL_LOCATION_ID"));
-    let response = world
-        .http
-        .get(service.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let response = world.get(&service, "/healthz").await;
     assert_eq!(response.status(), StatusCode::OK);
     // Webhooks are still verified and stored, ready for when the settings arrive.
-    world.seed_contact("c1");
-    let response = world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    assert_eq!(response.json::<Value>().await.unwrap()["status"], "stored");
+    let answer = world.seed_contact_and_post_create(&service, "c1").await;
+    assert_eq!(answer["status"], "stored");
 }
 
 #[tokio::test]
@@ -584,26 +496,20 @@ async fn invalid_configuration_stops_start_up_naming_the_variable() {
 
 #[tokio::test]
 async fn a_wrong_ghl_base_url_never_reads_as_deleted_contacts() {
-    let mut world = World::new().await;
-    world.env.insert(
-        "GHL_API_BASE".into(),
-        format!("{}/wrong-prefix", world.ghl.base_url()),
-    );
+    let world = World::new().await;
+    let wrong_base = format!("{}/wrong-prefix", world.ghl.base_url());
+    let world = world.with_env("GHL_API_BASE", &wrong_base);
     let existing = world
         .holded
         .put_contact(HOLDED_KEY, json!({ "name": "Keep me", "customId": "c1" }));
     let service = world.start_service().await;
     world.seed_contact("c1");
     world
-        .post_signed(&service, &world.contact_webhook("ContactUpdate", "c1"))
+        .post_contact_event(&service, "ContactUpdate", "c1")
         .await;
-    let (state, error) = eventually("the item to be dead-lettered", SYNC, || async {
-        world
-            .work_row("c1")
-            .await
-            .filter(|(state, _)| state == "dead")
-    })
-    .await;
+    let (state, error) = world
+        .wait_for_dead_work("c1", "the item to be dead-lettered")
+        .await;
     assert_eq!(state, "dead");
     assert!(error.unwrap().contains("GHL_API_BASE"));
     assert_eq!(
@@ -690,10 +596,7 @@ async fn holded_html_and_status_zero_answers_are_errors_not_success() {
         .times(2),
     );
     let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
+    world.seed_contact_and_post_create(&service, "c1").await;
     let holded = world
         .holded_contact_where("c1", "created after the HTML answers", |_| true)
         .await;

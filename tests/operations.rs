@@ -12,12 +12,7 @@ use support::service::World;
 #[tokio::test]
 async fn metrics_count_what_happened() {
     let world = World::new().await;
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world.holded_contact_where("c1", "created", |_| true).await;
+    let service = world.start_with_synced_contact("c1", "created").await;
     let forged = world
         .post_raw(
             &service,
@@ -31,12 +26,7 @@ async fn metrics_count_what_happened() {
         "the sync in the metrics",
         support::service::SYNC,
         || async {
-            let response = world
-                .http
-                .get(service.url("/metrics"))
-                .send()
-                .await
-                .unwrap();
+            let response = world.get(&service, "/metrics").await;
             assert_eq!(response.status(), StatusCode::OK);
             let content_type = response.headers()["content-type"]
                 .to_str()
@@ -68,9 +58,7 @@ async fn metrics_count_what_happened() {
 async fn sigterm_under_load_keeps_every_acknowledged_webhook() {
     let mut world = World::new().await;
     world.without_rate_limits();
-    for i in 0..50 {
-        world.seed_contact(&format!("c{i}"));
-    }
+    world.seed_contacts((0..50).map(|i| format!("c{i}")));
     let world = Arc::new(world);
     let service = world.start_service().await;
     let url = service.url("/webhooks/ghl");

@@ -67,9 +67,7 @@ async fn check_passes_line_by_line_and_fails_on_a_wrong_key() {
 async fn backfill_queues_every_contact_and_resumes_after_a_failure() {
     let mut world = World::new().await;
     world.without_rate_limits();
-    for i in 0..250 {
-        world.seed_contact(&format!("c{i:03}"));
-    }
+    world.seed_contacts((0..250).map(|i| format!("c{i:03}")));
     // The first page goes through (a no-op rule that expires), the second fails once.
     let search =
         |action| FaultRule::always(Some(Method::POST), "/contacts/search", action).times(1);
@@ -126,14 +124,7 @@ async fn sync_queues_one_record_and_dead_items_are_listed_and_replayed() {
         FaultAction::StatusZeroOk("invalid email".into()),
     ));
     let service = world.start_service().await;
-    support::eventually("the dead item", support::service::SYNC, || async {
-        world
-            .work_row("c1")
-            .await
-            .filter(|(state, _)| state == "dead")
-            .map(drop)
-    })
-    .await;
+    world.wait_for_dead_work("c1", "the dead item").await;
     let listed = run(&world, &["dead", "list"], &[]);
     let text = stdout(&listed);
     assert!(

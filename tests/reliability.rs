@@ -57,6 +57,16 @@ async fn deliver(world: &World, service_url: &str, body: &[u8]) -> u32 {
     }
 }
 
+/// `deliver` for the `ContactCreate` of contact `id` as GHL holds it now.
+async fn deliver_contact_create(world: &World, service_url: &str, id: &str) -> u32 {
+    deliver(
+        world,
+        service_url,
+        &world.contact_webhook("ContactCreate", id),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_twice_under_load_loses_nothing_and_duplicates_nothing() {
     let mut world = World::new().await;
@@ -71,9 +81,7 @@ async fn crash_twice_under_load_loses_nothing_and_duplicates_nothing() {
         .env
         .insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
     let url = format!("http://127.0.0.1:{port}/webhooks/ghl");
-    for i in 0..500 {
-        world.seed_contact(&format!("c{i}"));
-    }
+    world.seed_contacts((0..500).map(|i| format!("c{i}")));
     let world = Arc::new(world);
     let mut service = Some(world.start_service().await);
 
@@ -163,21 +171,11 @@ async fn twenty_percent_upstream_faults_still_converge() {
     for i in 0..100 {
         let id = format!("c{i}");
         world.seed_contact(&id);
-        deliver(
-            &world,
-            &service.url("/webhooks/ghl"),
-            &world.contact_webhook("ContactCreate", &id),
-        )
-        .await;
+        deliver_contact_create(&world, &service.url("/webhooks/ghl"), &id).await;
         expected.insert(id.clone(), format!("{id}@example.com"));
     }
     world.seed_contact("broken");
-    deliver(
-        &world,
-        &service.url("/webhooks/ghl"),
-        &world.contact_webhook("ContactCreate", "broken"),
-    )
-    .await;
+    deliver_contact_create(&world, &service.url("/webhooks/ghl"), "broken").await;
 
     converged(&world, &expected, Duration::from_secs(240)).await;
     let dead = world.dead_ghl_ids().await;
@@ -196,15 +194,10 @@ async fn twenty_percent_upstream_faults_still_converge() {
 
 #[tokio::test]
 async fn a_change_without_a_webhook_is_synced_by_the_next_sweep() {
-    let mut world = World::new().await;
-    world.env.insert("SWEEP_INTERVAL".into(), "1s".into());
-    let service = world.start_service().await;
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
-    world
-        .holded_contact_where("c1", "synced by its webhook", |_| true)
+    let world = World::new().await.with_env("SWEEP_INTERVAL", "1s");
+    // Kept running: its sweep is what syncs the change.
+    let _service = world
+        .start_with_synced_contact("c1", "synced by its webhook")
         .await;
 
     // GHL changes both contacts but never delivers a webhook (lost).
@@ -240,17 +233,10 @@ async fn a_backlog_never_exceeds_the_ghl_budget_and_draws_no_429() {
         .insert("HOLDED_RATE_LIMIT".into(), "100000/1s".into());
     world.env.insert("WORKERS".into(), "16".into());
     let service = world.start_service().await;
-    for i in 0..1000 {
-        world.seed_contact(&format!("c{i}"));
-    }
+    world.seed_contacts((0..1000).map(|i| format!("c{i}")));
     let url = service.url("/webhooks/ghl");
     for i in 0..1000 {
-        deliver(
-            &world,
-            &url,
-            &world.contact_webhook("ContactCreate", &format!("c{i}")),
-        )
-        .await;
+        deliver_contact_create(&world, &url, &format!("c{i}")).await;
     }
     // Enough calls for more than two full windows at the limit; whether they were paced is
     // judged on the simulator's own timestamps below, never on this test's clock.
@@ -323,10 +309,7 @@ async fn admin_api_needs_its_token_and_replays_dead_items() {
         "/api/invoicing/v1/contacts",
         FaultAction::StatusZeroOk("invalid email".into()),
     ));
-    world.seed_contact("c1");
-    world
-        .post_signed(&service, &world.contact_webhook("ContactCreate", "c1"))
-        .await;
+    world.seed_contact_and_post_create(&service, "c1").await;
     let dead = eventually("a dead item", support::service::SYNC, || async {
         let response = admin(&service, Method::GET, "/admin/dead", Some(TOKEN)).await;
         let body: Value = response.json().await.unwrap();

@@ -15,6 +15,7 @@ use std::time::Duration;
 use ghl_holded_sync::sim::faults::{FaultAction, FaultRule, Gate};
 use ghl_holded_sync::sim::ghl::GhlSim;
 use ghl_holded_sync::sim::holded::HoldedSim;
+use ghl_holded_sync::sim::recorder::RecordedRequest;
 use ghl_holded_sync::sim::webhooks::{contact_event, WebhookSigner, TEST_ONLY_RSA_PRIVATE_KEY_PEM};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
@@ -226,6 +227,13 @@ impl World {
         gate
     }
 
+    /// The same world with one more variable for every service started in it, e.g.
+    /// `World::new().await.with_env("WORKERS", "1")`.
+    pub fn with_env(mut self, name: &str, value: &str) -> World {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
     /// Budgets high enough that a test's backlog is limited by the machine, not by pacing
     /// (the simulator's headers advertise the raised GHL limit).
     pub fn without_rate_limits(&mut self) {
@@ -308,6 +316,35 @@ impl World {
         contact
     }
 
+    /// Seeds every id as `seed_contact` does.
+    pub fn seed_contacts(&self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.seed_contact(&id);
+        }
+    }
+
+    /// Seeds contact `id` in GHL, delivers its `ContactCreate` and waits (`what` names the
+    /// wait in a timeout) until it is in Holded; returns the Holded contact.
+    pub async fn create_and_sync_contact(&self, service: &Service, id: &str, what: &str) -> Value {
+        self.seed_contact_and_post_create(service, id).await;
+        self.holded_contact_where(id, what, |_| true).await
+    }
+
+    /// Seeds contact `id` in GHL and posts its `ContactCreate`, asserting it is acknowledged;
+    /// returns the service's answer. Does not wait for the sync.
+    pub async fn seed_contact_and_post_create(&self, service: &Service, id: &str) -> Value {
+        self.seed_contact(id);
+        self.post_contact_event(service, "ContactCreate", id).await
+    }
+
+    /// Starts the service and syncs contact `id` through it (`create_and_sync_contact`), for
+    /// the many tests that begin from a contact already in Holded.
+    pub async fn start_with_synced_contact(&self, id: &str, what: &str) -> Service {
+        let service = self.start_service().await;
+        self.create_and_sync_contact(&service, id, what).await;
+        service
+    }
+
     /// The webhook GHL would send for the contact as the simulator holds it now.
     pub fn contact_webhook(&self, event_type: &str, id: &str) -> Vec<u8> {
         let contact = self
@@ -322,6 +359,45 @@ impl World {
             .post(&self.http, &service.url("/webhooks/ghl"), body)
             .await
             .expect("webhook POST")
+    }
+
+    /// Posts a signed webhook, asserts the service acknowledged it (200) and returns its
+    /// answer, whose `status` says what became of it (`stored`, `duplicate`, `ignored`).
+    pub async fn post_acknowledged(&self, service: &Service, body: &[u8]) -> Value {
+        let response = self.post_signed(service, body).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.json().await.expect("JSON webhook answer")
+    }
+
+    /// `post_acknowledged` for a webhook event given as JSON.
+    pub async fn post_event(&self, service: &Service, event: &Value) -> Value {
+        self.post_acknowledged(service, &serde_json::to_vec(event).unwrap())
+            .await
+    }
+
+    /// `post_acknowledged` for the contact webhook `event_type` of `id`, carrying the contact
+    /// as the GHL simulator holds it now.
+    pub async fn post_contact_event(&self, service: &Service, event_type: &str, id: &str) -> Value {
+        self.post_acknowledged(service, &self.contact_webhook(event_type, id))
+            .await
+    }
+
+    /// Deletes contact `id` from GHL and then posts `event_type` for it (acknowledged). The
+    /// webhook is built first, so it still carries the contact as GHL sends it; any fetch the
+    /// service makes afterwards finds the contact gone (404).
+    pub async fn delete_in_ghl_then_post(&self, service: &Service, event_type: &str, id: &str) {
+        let body = self.contact_webhook(event_type, id);
+        self.ghl.delete_contact(id);
+        self.post_acknowledged(service, &body).await;
+    }
+
+    /// `GET`s `path` on the service (health, metrics, routes that are not there).
+    pub async fn get(&self, service: &Service, path: &str) -> reqwest::Response {
+        self.http
+            .get(service.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     pub async fn post_raw(
@@ -355,6 +431,17 @@ impl World {
                 [] | [_] => None,
                 many => panic!("{} Holded contacts for {ghl_id}: {many:?}", many.len()),
             }
+        })
+        .await
+    }
+
+    /// Waits (`what` names the wait in a timeout) until the work item of `ghl_id` is dead;
+    /// returns its `(state, last_error)`.
+    pub async fn wait_for_dead_work(&self, ghl_id: &str, what: &str) -> (String, Option<String>) {
+        eventually(what, SYNC, || async {
+            self.work_row(ghl_id)
+                .await
+                .filter(|(state, _)| state == "dead")
         })
         .await
     }
@@ -395,11 +482,7 @@ impl World {
     /// `(state, last_error)` of the work row for a GHL id, read directly from the store.
     pub async fn work_row(&self, ghl_id: &str) -> Option<(String, Option<String>)> {
         const SQL: &str = "SELECT state, last_error FROM work WHERE ghl_id = $1";
-        read_store!(self, |conn| sqlx::query_as(SQL)
-            .bind(ghl_id)
-            .fetch_optional(&mut conn)
-            .await
-            .unwrap())
+        self.state_row(SQL, ghl_id).await
     }
 
     /// Every sealed credential column as stored: token pairs and Holded keys.
@@ -421,8 +504,14 @@ impl World {
     /// `(state, company_id)` of an installed location, read directly from the store.
     pub async fn tenant_row(&self, location_id: &str) -> Option<(String, Option<String>)> {
         const SQL: &str = "SELECT state, company_id FROM tenants WHERE location_id = $1";
-        read_store!(self, |conn| sqlx::query_as(SQL)
-            .bind(location_id)
+        self.state_row(SQL, location_id).await
+    }
+
+    /// The `(state, detail)` row `sql` selects for `key` (its `$1`), if any, read directly
+    /// from the store: work items and tenants are both looked up this way.
+    async fn state_row(&self, sql: &str, key: &str) -> Option<(String, Option<String>)> {
+        read_store!(self, |conn| sqlx::query_as(sql)
+            .bind(key)
             .fetch_optional(&mut conn)
             .await
             .unwrap())
@@ -437,6 +526,16 @@ impl World {
             .unwrap())
     }
 
+    /// The first request the GHL simulator received for `path`, so a test can read its headers.
+    pub fn first_ghl_request(&self, path: &str) -> RecordedRequest {
+        self.ghl
+            .requests()
+            .all()
+            .into_iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("no GHL request for {path}"))
+    }
+
     /// GHL fetches of one contact record so far (not of its tasks, notes, appointments).
     pub fn ghl_fetches(&self, id: &str) -> usize {
         let path = format!("/contacts/{id}");
@@ -447,6 +546,13 @@ impl World {
             .filter(|r| r.method == reqwest::Method::GET && r.path == path)
             .count()
     }
+}
+
+/// Whether a Holded record (contact or event) carries `tag` among its `tags`.
+pub fn has_tag(record: &Value, tag: &str) -> bool {
+    record["tags"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(|t| t == tag))
 }
 
 /// The service binary, started with `env`; killed (SIGKILL) when dropped.
@@ -532,6 +638,14 @@ impl Service {
             async move { found }
         })
         .await
+    }
+
+    /// How many sync log lines for `ghl_id` have `outcome` (`created`, `unchanged`, `retry` …).
+    pub fn outcome_count(&self, ghl_id: &str, outcome: &str) -> usize {
+        self.sync_outcomes(ghl_id)
+            .iter()
+            .filter(|o| *o == outcome)
+            .count()
     }
 
     /// Sync log lines for one GHL id.
