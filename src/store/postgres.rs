@@ -1,7 +1,8 @@
-//! PostgreSQL backend: the store several replicas share. Each webhook commits in its own
-//! transaction (the unique dedupe key and `ON CONFLICT` settle races between them), and a
-//! claim locks the rows it takes with `FOR UPDATE SKIP LOCKED`, so two replicas never lease
-//! the same item. The queries themselves are shared (`super::sql`).
+//! PostgreSQL backend: the store several replicas share. Each replica commits its concurrent
+//! webhooks together (the shared group-commit writer); between replicas the unique dedupe key
+//! and `ON CONFLICT` settle races, and a claim locks the rows it takes with
+//! `FOR UPDATE SKIP LOCKED`, so two replicas never lease the same item. The queries
+//! themselves are shared (`super::sql`).
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPoolOptions, PgQueryResult};
@@ -32,13 +33,12 @@ impl PostgresStore {
             .connect(database_url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqlStore { pool, writer: () })
+        Ok(SqlStore::with_writer(pool))
     }
 }
 
 #[async_trait]
 impl Backend for Postgres {
-    type Writer = ();
     /// A row another claimer has locked is skipped, not waited for and then taken again.
     const LOCK_CLAIMED: &'static str = "FOR UPDATE SKIP LOCKED";
 
@@ -48,13 +48,6 @@ impl Backend for Postgres {
 
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
-    }
-
-    /// A transaction per webhook: a second insert of the same new dedupe key waits for the
-    /// first to commit and then does nothing, so only one of them is `Accepted`.
-    async fn ingest(store: &PostgresStore, event: NewEvent) -> Result<IngestOutcome, StoreError> {
-        let outcomes = PostgresStore::commit_events(&store.pool, &[&event]).await?;
-        Ok(outcomes[0])
     }
 }
 

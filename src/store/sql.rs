@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::domain::{EntityKind, GhlId, LocationId};
@@ -18,21 +19,23 @@ use crate::domain::{EntityKind, GhlId, LocationId};
 mod installations;
 
 /// A database the shared store runs on.
-#[async_trait]
 pub trait Backend: Database {
-    /// What `ingest` hands its event to.
-    type Writer: Send + Sync;
     /// Ends the claim's row selection: how concurrent claimers are kept off each other's rows.
     const LOCK_CLAIMED: &'static str;
     fn migrator() -> &'static Migrator;
     fn rows_affected(result: &Self::QueryResult) -> u64;
-    async fn ingest(store: &SqlStore<Self>, event: NewEvent) -> Result<IngestOutcome, StoreError>;
 }
+
+/// Most webhooks a single commit takes; bounds the latency one batch adds.
+const MAX_BATCH: usize = 256;
+
+type IngestReply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
 /// A store on a SQL database; `SqliteStore` and `PostgresStore` name its two kinds.
 pub struct SqlStore<DB: Backend> {
     pub(super) pool: Pool<DB>,
-    pub(super) writer: DB::Writer,
+    /// The group-commit writer every webhook goes through.
+    writer: mpsc::Sender<(NewEvent, IngestReply)>,
 }
 
 /// The columns `status_from_row` reads.
@@ -103,8 +106,40 @@ where
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
 {
+    /// The store on `pool`, with its writer task started.
+    pub(super) fn with_writer(pool: Pool<DB>) -> Self {
+        let (writer, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(Self::group_commit(pool.clone(), queue));
+        SqlStore { pool, writer }
+    }
+
+    /// Commits what is queued: every webhook that arrived while the previous batch was
+    /// committing goes into the next transaction, so a commit's cost (an fsync, a round trip)
+    /// is shared by the whole batch.
+    async fn group_commit(pool: Pool<DB>, mut queue: mpsc::Receiver<(NewEvent, IngestReply)>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let events: Vec<&NewEvent> = batch.iter().map(|(event, _)| event).collect();
+            match Self::commit_events(&pool, &events).await {
+                Ok(outcomes) => {
+                    for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, batch = batch.len(), "webhook batch commit failed");
+                    for (_, reply) in batch.drain(..) {
+                        let _ = reply.send(Err(StoreError::Database(sqlx::Error::Protocol(
+                            error.to_string(),
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+
     /// Records webhooks in one transaction, each with its work; a known dedupe key changes
-    /// nothing. One statement per table for the whole batch: SQLite's group commit hands many
+    /// nothing. One statement per table for the whole batch: the group commit hands many
     /// webhooks at once, and a statement per webhook cost more than the commit itself.
     pub(super) async fn commit_events(
         pool: &Pool<DB>,
@@ -148,13 +183,17 @@ where
         if events.is_empty() {
             return Ok(HashSet::new());
         }
+        // In key order, so two replicas' batches inserting the same new keys wait for each
+        // other instead of deadlocking.
+        let mut events = events.to_vec();
+        events.sort_by(|a, b| a.dedupe_key.cmp(&b.dedupe_key));
         let statement = format!(
             "INSERT INTO events (location_id, type, dedupe_key, received_at, body) VALUES {}
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
             value_rows(1, events.len(), 5, "")
         );
         let mut query = sqlx::query(&statement);
-        for event in events {
+        for event in &events {
             query = query
                 .bind(event.location_id.as_str())
                 .bind(event.event_type.as_str())
@@ -322,7 +361,12 @@ where
     }
 
     async fn ingest(&self, event: NewEvent) -> Result<IngestOutcome, StoreError> {
-        DB::ingest(self, event).await
+        let (reply, outcome) = oneshot::channel();
+        self.writer
+            .send((event, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        outcome.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<WorkItem>, StoreError> {

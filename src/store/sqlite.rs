@@ -1,6 +1,6 @@
-//! SQLite backend: WAL, durable (`synchronous=FULL`) commits, and one writer task that
-//! commits concurrent webhooks together (group commit) so durability costs one fsync per
-//! batch rather than per request. The queries themselves are shared (`super::sql`).
+//! SQLite backend: WAL, durable (`synchronous=FULL`) commits (concurrent webhooks committed
+//! together by the shared group-commit writer, so durability costs one fsync per batch), and
+//! WAL checkpoints off the commit path. The queries themselves are shared (`super::sql`).
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Sqlite, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{Backend, SqlStore};
 use super::*;
@@ -22,11 +21,6 @@ static MIGRATOR: Migrator = Migrator {
     ignore_missing: true,
     ..sqlx::migrate!("src/store/migrations/sqlite")
 };
-
-/// Most webhooks a single commit takes; bounds the latency one batch adds.
-const MAX_BATCH: usize = 256;
-
-type IngestReply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
 /// The single-replica store: one process owns the file.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -69,18 +63,15 @@ impl SqliteStore {
             .execute(&pool)
             .await?;
         }
-        let (writer, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(pool.clone(), queue));
         if role == StoreRole::Service {
             tokio::spawn(checkpoint(pool.clone()));
         }
-        Ok(SqlStore { pool, writer })
+        Ok(SqlStore::with_writer(pool))
     }
 }
 
 #[async_trait]
 impl Backend for Sqlite {
-    type Writer = mpsc::Sender<(NewEvent, IngestReply)>;
     /// One writer at a time: the claiming UPDATE is atomic as it stands.
     const LOCK_CLAIMED: &'static str = "";
 
@@ -90,16 +81,6 @@ impl Backend for Sqlite {
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
-    }
-
-    async fn ingest(store: &SqliteStore, event: NewEvent) -> Result<IngestOutcome, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        store
-            .writer
-            .send((event, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        outcome.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -116,28 +97,6 @@ async fn checkpoint(pool: SqlitePool) {
             .await
         {
             tracing::warn!(%error, "WAL checkpoint failed");
-        }
-    }
-}
-
-async fn group_commit(pool: SqlitePool, mut queue: mpsc::Receiver<(NewEvent, IngestReply)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let events: Vec<&NewEvent> = batch.iter().map(|(event, _)| event).collect();
-        match SqliteStore::commit_events(&pool, &events).await {
-            Ok(outcomes) => {
-                for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, batch = batch.len(), "webhook batch commit failed");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::Database(sqlx::Error::Protocol(
-                        error.to_string(),
-                    ))));
-                }
-            }
         }
     }
 }
