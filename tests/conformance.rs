@@ -42,8 +42,7 @@ async fn ghl_client_requests_conform_to_the_contacts_spec() {
     let spec = prism::spec(GHL_CONTACTS_SPEC);
     let mock = MockApi::start(&spec).await;
     let client = GhlClient::new(mock.url(), TIMEOUT);
-    let token = FixedToken(SecretString::from("any-token"));
-    let location = LocationId::parse("ve9EPM428h8vShlRW1KT").expect("location id");
+    let (token, location) = ghl_credentials();
     let access = GhlAccess {
         location_id: &location,
         tokens: &token,
@@ -183,8 +182,7 @@ async fn ghl_client_requests_conform_to_the_calendars_spec() {
     let spec = prism::spec(GHL_CALENDARS_SPEC);
     let mock = MockApi::start(&spec).await;
     let client = GhlClient::new(mock.url(), TIMEOUT);
-    let token = FixedToken(SecretString::from("any-token"));
-    let location = LocationId::parse("ve9EPM428h8vShlRW1KT").expect("location id");
+    let (token, location) = ghl_credentials();
     let access = GhlAccess {
         location_id: &location,
         tokens: &token,
@@ -246,15 +244,7 @@ async fn holded_client_requests_conform_to_the_crm_spec() {
     let spec = prism::spec(HOLDED_CRM_SPEC);
     let spec_json = read_json(&spec);
     let mock = MockApi::start(&spec).await;
-    // Both modules at Prism's root: only the CRM one is served by this spec, and every
-    // event call goes to it.
-    let client = HoldedClient::new(
-        HoldedEndpoints {
-            invoicing: mock.url(),
-            crm: mock.url(),
-        },
-        TIMEOUT,
-    );
+    let client = holded_client(&mock);
     let key = SecretString::from("any-api-key");
     let id = "5ab11f1a3697ac00cd0a6423";
     let fields = HoldedEventFields {
@@ -329,15 +319,7 @@ async fn holded_client_requests_conform_to_the_invoice_spec() {
     let spec = prism::spec(HOLDED_INVOICE_SPEC);
     let spec_json = read_json(&spec);
     let mock = MockApi::start(&spec).await;
-    // Both modules at Prism's root: only the invoicing one is served by this spec, and
-    // every contact call goes to it.
-    let client = HoldedClient::new(
-        HoldedEndpoints {
-            invoicing: mock.url(),
-            crm: mock.url(),
-        },
-        TIMEOUT,
-    );
+    let client = holded_client(&mock);
     let key = SecretString::from("any-api-key");
     let id = "5ab390311d6d820051631f1a";
     let fields = HoldedContactFields {
@@ -580,6 +562,26 @@ fn served_grant(exchange: &Exchange, result: Result<TokenGrant, OAuthError>) -> 
             other.map(|g| g.scope)
         ),
     }
+}
+
+/// A Holded client with both modules at Prism's root: each spec serves one module, and every
+/// call of that module goes to it.
+fn holded_client(mock: &MockApi) -> HoldedClient {
+    HoldedClient::new(
+        HoldedEndpoints {
+            invoicing: mock.url(),
+            crm: mock.url(),
+        },
+        TIMEOUT,
+    )
+}
+
+/// Any token and the location of the specs' examples.
+fn ghl_credentials() -> (FixedToken, LocationId) {
+    (
+        FixedToken(SecretString::from("any-token")),
+        LocationId::parse("ve9EPM428h8vShlRW1KT").expect("location id"),
+    )
 }
 
 /// A plain client for the hand-made negative controls (no default headers of ours).

@@ -103,62 +103,50 @@ async fn callback(State(flow): State<Arc<InstallFlow>>, RawQuery(query): RawQuer
 }
 
 async fn connect(State(flow): State<Arc<InstallFlow>>, body: Bytes) -> Response {
+    const TITLE: &str = "Holded not connected";
     let pairs = pairs(&body);
-    let Some(ticket) = field(&pairs, "ticket") else {
+    let Some(raw_ticket) = field(&pairs, "ticket") else {
         return failure(
             StatusCode::BAD_REQUEST,
-            "Holded not connected",
+            TITLE,
             "The form lacks its ticket. Open the link from the install again.",
         );
     };
-    let key = SecretString::from(field(&pairs, "holded_api_key").unwrap_or_default());
-    let error = match flow.connect(&ticket, &key).await {
-        Ok(location_id) => {
-            return page(
-                StatusCode::OK,
-                connect_page::connected(location_id.as_str()),
-            );
+    let ticket = match flow.open_ticket(&raw_ticket) {
+        Ok(ticket) => ticket,
+        Err(error) => {
+            tracing::warn!(%error, "Holded connect refused");
+            return failure(StatusCode::BAD_REQUEST, TITLE, &error.to_string());
         }
-        Err(error) => error,
     };
-    tracing::warn!(%error, "Holded connect failed");
+    let key = SecretString::from(field(&pairs, "holded_api_key").unwrap_or_default());
+    let location_id = ticket.location_id.as_str();
+    let Err(error) = flow.connect(&ticket, &key).await else {
+        return page(StatusCode::OK, connect_page::connected(location_id));
+    };
+    tracing::warn!(location = location_id, %error, "Holded connect failed");
     // Errors about the key are shown beside the field so the user can try again.
     let status = match &error {
         ConnectError::KeyMissing | ConnectError::WrongKey => StatusCode::UNPROCESSABLE_ENTITY,
         ConnectError::HoldedUnavailable(_) => StatusCode::BAD_GATEWAY,
         ConnectError::Ticket(_) => {
-            return failure(
-                StatusCode::BAD_REQUEST,
-                "Holded not connected",
-                &error.to_string(),
-            )
+            return failure(StatusCode::BAD_REQUEST, TITLE, &error.to_string())
         }
         ConnectError::TicketUsed | ConnectError::NotInstalled(..) => {
-            return failure(
-                StatusCode::CONFLICT,
-                "Holded not connected",
-                &error.to_string(),
-            )
+            return failure(StatusCode::CONFLICT, TITLE, &error.to_string())
         }
         ConnectError::Store(_) => {
             return failure(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Holded not connected",
+                TITLE,
                 "The key could not be saved. Try again in a minute.",
             )
         }
     };
-    let Ok(location_id) = flow.ticket_location(&ticket) else {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "Holded not connected",
-            &error.to_string(),
-        );
-    };
     let message = error.to_string();
     let again = PendingLocation {
-        location_id: location_id.as_str(),
-        ticket: &ticket,
+        location_id,
+        ticket: &raw_ticket,
         error: Some(&message),
     };
     page(status, connect_page::connect_form(&[again]))

@@ -14,9 +14,7 @@ use crate::domain::LocationId;
 use crate::ghl::{OAuthClient, OAuthError, UserType};
 use crate::holded::{HoldedClient, HoldedError};
 use crate::secrets::{SecretSealer, SignedClaims, TokenRejected, TokenSigner};
-use crate::store::{
-    InstalledLocation, OwnerType, SharedStore, StoreError, TenantState, TokenOwner,
-};
+use crate::store::{InstalledLocation, SharedStore, StoreError, TenantState, TokenOwner};
 use crate::sync::WorkSignal;
 use crate::webhook::AppLifecycle;
 
@@ -68,6 +66,12 @@ pub enum ConnectError {
     NotInstalled(LocationId, &'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A checked connect-form ticket: the location it is for, and its single-use nonce.
+pub struct ConnectTicket {
+    pub location_id: LocationId,
+    claims: SignedClaims,
 }
 
 /// A location the install connected, with the signed ticket its connect form carries.
@@ -162,10 +166,7 @@ impl InstallFlow {
                     .as_deref()
                     .and_then(|l| LocationId::parse(l).ok())
                     .ok_or(InstallError::Incomplete("location"))?;
-                let owner = TokenOwner {
-                    owner_type: OwnerType::Location,
-                    id: location_id.to_string(),
-                };
+                let owner = TokenOwner::location(&location_id);
                 let token = self.tokens.record(owner, None, &grant);
                 let location = InstalledLocation {
                     location_id,
@@ -178,10 +179,7 @@ impl InstallFlow {
                     .company_id
                     .clone()
                     .ok_or(InstallError::Incomplete("company"))?;
-                let company = TokenOwner {
-                    owner_type: OwnerType::Company,
-                    id: company_id.clone(),
-                };
+                let company = TokenOwner::company(&company_id);
                 let mut tokens = vec![self.tokens.record(company, None, &grant)];
                 let mut locations = Vec::new();
                 for location in &grant.approved_locations {
@@ -197,10 +195,7 @@ impl InstallFlow {
                         .location_token(&grant.access_token, &company_id, location)
                         .await
                         .map_err(install_error)?;
-                    let owner = TokenOwner {
-                        owner_type: OwnerType::Location,
-                        id: location_id.to_string(),
-                    };
+                    let owner = TokenOwner::location(&location_id);
                     tokens.push(self.tokens.record(owner, Some(company_id.clone()), &minted));
                     locations.push(InstalledLocation {
                         location_id,
@@ -225,20 +220,18 @@ impl InstallFlow {
             .collect())
     }
 
-    /// The location a connect form's ticket was issued for.
-    pub fn ticket_location(&self, ticket: &str) -> Result<LocationId, ConnectError> {
-        self.ticket_claims(ticket)
-            .map(|(location_id, _)| location_id)
-    }
-
-    fn ticket_claims(&self, ticket: &str) -> Result<(LocationId, SignedClaims), ConnectError> {
+    /// The connect form's ticket, checked: signed by us, not expired.
+    pub fn open_ticket(&self, ticket: &str) -> Result<ConnectTicket, ConnectError> {
         let claims = self
             .tickets
             .verify(ticket, Utc::now())
             .map_err(ConnectError::Ticket)?;
         let location_id = LocationId::parse(&claims.subject)
             .map_err(|_| ConnectError::Ticket(TokenRejected::Forged))?;
-        Ok((location_id, claims))
+        Ok(ConnectTicket {
+            location_id,
+            claims,
+        })
     }
 
     /// Stores the location's Holded key, sealed, once a real Holded call accepted it. A
@@ -246,10 +239,13 @@ impl InstallFlow {
     /// the install cannot point the location at another Holded account.
     pub async fn connect(
         &self,
-        ticket: &str,
+        ticket: &ConnectTicket,
         holded_key: &SecretString,
-    ) -> Result<LocationId, ConnectError> {
-        let (location_id, claims) = self.ticket_claims(ticket)?;
+    ) -> Result<(), ConnectError> {
+        let ConnectTicket {
+            location_id,
+            claims,
+        } = ticket;
         let key = SecretString::from(holded_key.expose_secret().trim().to_owned());
         if key.expose_secret().is_empty() {
             return Err(ConnectError::KeyMissing);
@@ -268,15 +264,21 @@ impl InstallFlow {
         }
         let sealed = self
             .sealer
-            .seal_secret(&key, &sealing::holded_key_context(&location_id));
-        match self.store.set_holded_key(&location_id, &sealed).await? {
+            .seal_secret(&key, &sealing::holded_key_context(location_id));
+        match self.store.set_holded_key(location_id, &sealed).await? {
             Some(TenantState::Active) => {
                 tracing::info!(location = %location_id, "Holded connected");
                 self.signal.notify();
-                Ok(location_id)
+                Ok(())
             }
-            Some(state) => Err(ConnectError::NotInstalled(location_id, state.as_str())),
-            None => Err(ConnectError::NotInstalled(location_id, "not installed")),
+            Some(state) => Err(ConnectError::NotInstalled(
+                location_id.clone(),
+                state.as_str(),
+            )),
+            None => Err(ConnectError::NotInstalled(
+                location_id.clone(),
+                "not installed",
+            )),
         }
     }
 }
@@ -300,10 +302,7 @@ impl AppLifecycle for InstallFlow {
         let (Some(location_id), Some(company_id)) = (location_id, company_id) else {
             return Ok(());
         };
-        let company = TokenOwner {
-            owner_type: OwnerType::Company,
-            id: company_id.to_owned(),
-        };
+        let company = TokenOwner::company(company_id);
         if self.store.token(&company).await?.is_none() {
             return Ok(());
         }
@@ -323,14 +322,8 @@ impl AppLifecycle for InstallFlow {
         company_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let owner = match (location_id, company_id) {
-            (Some(location_id), _) => TokenOwner {
-                owner_type: OwnerType::Location,
-                id: location_id.to_string(),
-            },
-            (None, Some(company_id)) => TokenOwner {
-                owner_type: OwnerType::Company,
-                id: company_id.to_owned(),
-            },
+            (Some(location_id), _) => TokenOwner::location(location_id),
+            (None, Some(company_id)) => TokenOwner::company(company_id),
             (None, None) => return Ok(()),
         };
         let removed = self.store.uninstall(&owner).await?;

@@ -8,7 +8,9 @@ mod tokens;
 use std::sync::Arc;
 
 pub use directory::InstalledTenants;
-pub use install::{ConnectError, ConnectedLocation, InstallError, InstallFlow, SCOPES};
+pub use install::{
+    ConnectError, ConnectTicket, ConnectedLocation, InstallError, InstallFlow, SCOPES,
+};
 pub use tokens::{TokenManager, TokenSettings};
 
 use crate::config::{Config, MarketplaceApp};

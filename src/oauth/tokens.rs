@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
@@ -37,10 +37,10 @@ pub struct TokenSettings {
 
 impl TokenSettings {
     /// Near expiry, or not refreshed for `max_age`.
-    fn due(&self, row: &TokenRecord, now: chrono::DateTime<Utc>) -> bool {
+    fn due(&self, lifetime: &Lifetime, now: DateTime<Utc>) -> bool {
         let margin = chrono::Duration::from_std(self.refresh_margin).unwrap_or_default();
         let max_age = chrono::Duration::from_std(self.max_age).unwrap_or_default();
-        row.expires_at - margin <= now || row.refreshed_at + max_age <= now
+        lifetime.expires_at - margin <= now || lifetime.refreshed_at + max_age <= now
     }
 }
 
@@ -56,6 +56,21 @@ impl Default for TokenSettings {
     }
 }
 
+/// When a stored access token expires and when it was last refreshed.
+struct Lifetime {
+    expires_at: DateTime<Utc>,
+    refreshed_at: DateTime<Utc>,
+}
+
+impl From<&TokenRecord> for Lifetime {
+    fn from(row: &TokenRecord) -> Self {
+        Lifetime {
+            expires_at: row.expires_at,
+            refreshed_at: row.refreshed_at,
+        }
+    }
+}
+
 pub struct TokenManager {
     store: SharedStore,
     sealer: Arc<SecretSealer>,
@@ -63,13 +78,10 @@ pub struct TokenManager {
     settings: TokenSettings,
     /// One refresh per owner inside this process; the row lease covers other replicas.
     gates: Mutex<HashMap<TokenOwner, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-fn location_owner(location_id: &LocationId) -> TokenOwner {
-    TokenOwner {
-        owner_type: OwnerType::Location,
-        id: location_id.to_string(),
-    }
+    /// Tokens opened from the store and not yet due: a sync makes several GHL calls, and each
+    /// would otherwise read and decrypt the row again. One refreshed by another replica
+    /// meanwhile is picked up on the 401 it earns (`renew` reads the store).
+    opened: Mutex<HashMap<TokenOwner, (SecretString, Lifetime)>>,
 }
 
 fn store_error(error: StoreError) -> GhlError {
@@ -89,6 +101,7 @@ impl TokenManager {
             oauth,
             settings,
             gates: Mutex::new(HashMap::new()),
+            opened: Mutex::new(HashMap::new()),
         }
     }
 
@@ -143,7 +156,8 @@ impl TokenManager {
                 }
             };
             for owner in owners {
-                if let Err(error) = self.access(&owner).await {
+                let access = self.access(&owner).await;
+                if let Err(error) = self.paused_on_reconnect(&owner, access).await {
                     tracing::warn!(owner = %owner.id, %error, "scheduled token refresh failed");
                 }
             }
@@ -151,22 +165,43 @@ impl TokenManager {
     }
 
     fn due(&self, row: &TokenRecord) -> bool {
-        self.settings.due(row, Utc::now())
+        self.settings.due(&row.into(), Utc::now())
     }
 
+    /// The access token of a stored row, decrypted and remembered.
     fn open_access(&self, row: &TokenRecord) -> Result<SecretString, GhlError> {
-        self.sealer
+        let access = self
+            .sealer
             .open_secret(&row.access, &sealing::access_context(&row.owner))
             .map_err(|_| {
                 GhlError::Reconnect(format!(
                     "the stored token of {} cannot be decrypted (was ENCRYPTION_KEY changed?)",
                     row.owner.id
                 ))
-            })
+            })?;
+        self.remember(row, &access);
+        Ok(access)
+    }
+
+    fn remember(&self, row: &TokenRecord, access: &SecretString) {
+        self.opened
+            .lock()
+            .expect("opened tokens lock")
+            .insert(row.owner.clone(), (access.clone(), row.into()));
+    }
+
+    /// The remembered token of `owner`, unless it is due.
+    fn remembered(&self, owner: &TokenOwner) -> Option<SecretString> {
+        let opened = self.opened.lock().expect("opened tokens lock");
+        let (access, lifetime) = opened.get(owner)?;
+        (!self.settings.due(lifetime, Utc::now())).then(|| access.clone())
     }
 
     /// A valid access token of `owner`, refreshed (or minted) first when due.
     async fn access(&self, owner: &TokenOwner) -> Result<SecretString, GhlError> {
+        if let Some(access) = self.remembered(owner) {
+            return Ok(access);
+        }
         let row = self.store.token(owner).await.map_err(store_error)?;
         match row {
             Some(row) if !self.due(&row) => self.open_access(&row),
@@ -200,19 +235,17 @@ impl TokenManager {
         let grant = self.mint(&company_id, &owner.id).await?;
         let record = self.record(owner.clone(), Some(company_id), &grant);
         self.store
-            .install(&[], &[record])
+            .install(&[], std::slice::from_ref(&record))
             .await
             .map_err(store_error)?;
+        self.remember(&record, &grant.access_token);
         Ok(grant.access_token)
     }
 
     /// A location token from the agency's; an agency token GHL refuses (401) is renewed
     /// once, like any other.
     async fn mint(&self, company_id: &str, location_id: &str) -> Result<TokenGrant, GhlError> {
-        let company = TokenOwner {
-            owner_type: OwnerType::Company,
-            id: company_id.to_owned(),
-        };
+        let company = TokenOwner::company(company_id);
         let company_token = Box::pin(self.access(&company)).await?;
         let minted = self
             .oauth
@@ -292,20 +325,19 @@ impl TokenManager {
     ) -> Result<SecretString, GhlError> {
         let owner = &row.owner;
         let renewed = match (&row.refresh, &row.company_id) {
-            (Some(sealed), _) => {
-                let refresh_token = self
-                    .sealer
-                    .open_secret(sealed, &sealing::refresh_context(owner))
-                    .map_err(|_| GhlError::Reconnect("stored refresh token is unreadable".into()));
-                match refresh_token {
-                    Ok(refresh_token) => self
-                        .oauth
-                        .refresh(&refresh_token, user_type(owner.owner_type))
-                        .await
-                        .map_err(|error| self.refused_or_failed(error)),
-                    Err(error) => Err(error),
-                }
-            }
+            (Some(sealed), _) => match self
+                .sealer
+                .open_secret(sealed, &sealing::refresh_context(owner))
+            {
+                Ok(refresh_token) => self
+                    .oauth
+                    .refresh(&refresh_token, user_type(owner.owner_type))
+                    .await
+                    .map_err(|error| self.refused_or_failed(error)),
+                Err(_) => Err(GhlError::Reconnect(
+                    "stored refresh token is unreadable".into(),
+                )),
+            },
             (None, Some(company_id)) => self.mint(company_id, &owner.id).await,
             (None, None) => Err(GhlError::Reconnect("no refresh token stored".into())),
         };
@@ -316,12 +348,11 @@ impl TokenManager {
                 if let Err(store) = self.store.abandon_refresh(lease).await {
                     tracing::error!(owner = %owner.id, error = %store, "could not release a refresh lease");
                 }
-                if let GhlError::Reconnect(reason) = &error {
-                    metrics.token_refresh("refused");
-                    self.pause_owner(owner, reason).await;
-                } else {
-                    metrics.token_refresh("failed");
-                }
+                let outcome = match error {
+                    GhlError::Reconnect(_) => "refused",
+                    _ => "failed",
+                };
+                metrics.token_refresh(outcome);
                 return Err(error);
             }
         };
@@ -347,8 +378,46 @@ impl TokenManager {
             )));
         }
         metrics.token_refresh("renewed");
+        self.remember(&fresh, &grant.access_token);
         tracing::info!(owner = %owner.id, owner_type = owner.owner_type.as_str(), expires_at = %fresh.expires_at, "token refreshed");
         Ok(grant.access_token)
+    }
+
+    async fn renew_refused(
+        &self,
+        owner: &TokenOwner,
+        refused: &SecretString,
+    ) -> Result<SecretString, GhlError> {
+        let Some(row) = self.store.token(owner).await.map_err(store_error)? else {
+            return Err(GhlError::Reconnect(format!(
+                "no GHL token for {}",
+                owner.id
+            )));
+        };
+        let current = self.open_access(&row)?;
+        // Another worker renewed it since this call began: use theirs.
+        let same = current
+            .expose_secret()
+            .as_bytes()
+            .ct_eq(refused.expose_secret().as_bytes());
+        if !bool::from(same) {
+            return Ok(current);
+        }
+        self.refresh(owner, row.version).await
+    }
+
+    /// Whatever the cause (a refused refresh, no token, an unreadable one), an owner that
+    /// cannot get a token has its locations paused, so their work waits instead of spinning.
+    /// The one place that pauses: callers (`bearer`, `renew`, the keeper) pass results here.
+    async fn paused_on_reconnect(
+        &self,
+        owner: &TokenOwner,
+        result: Result<SecretString, GhlError>,
+    ) -> Result<SecretString, GhlError> {
+        if let Err(GhlError::Reconnect(reason)) = &result {
+            self.pause_owner(owner, reason).await;
+        }
+        result
     }
 
     /// GHL refused: every location depending on this token waits for a re-install.
@@ -388,7 +457,7 @@ fn user_type(owner_type: OwnerType) -> UserType {
 #[async_trait]
 impl TokenSource for TokenManager {
     async fn bearer(&self, location_id: &LocationId) -> Result<SecretString, GhlError> {
-        let owner = location_owner(location_id);
+        let owner = TokenOwner::location(location_id);
         let access = self.access(&owner).await;
         self.paused_on_reconnect(&owner, access).await
     }
@@ -398,47 +467,9 @@ impl TokenSource for TokenManager {
         location_id: &LocationId,
         refused: &SecretString,
     ) -> Result<Option<SecretString>, GhlError> {
-        let owner = location_owner(location_id);
+        let owner = TokenOwner::location(location_id);
         let renewed = self.renew_refused(&owner, refused).await;
         self.paused_on_reconnect(&owner, renewed).await.map(Some)
-    }
-}
-
-impl TokenManager {
-    async fn renew_refused(
-        &self,
-        owner: &TokenOwner,
-        refused: &SecretString,
-    ) -> Result<SecretString, GhlError> {
-        let Some(row) = self.store.token(owner).await.map_err(store_error)? else {
-            return Err(GhlError::Reconnect(format!(
-                "no GHL token for {}",
-                owner.id
-            )));
-        };
-        let current = self.open_access(&row)?;
-        // Another worker renewed it since this call began: use theirs.
-        let same = current
-            .expose_secret()
-            .as_bytes()
-            .ct_eq(refused.expose_secret().as_bytes());
-        if !bool::from(same) {
-            return Ok(current);
-        }
-        self.refresh(owner, row.version).await
-    }
-
-    /// Whatever the cause (a refused refresh, no token, an unreadable one), a location
-    /// that cannot get a token is paused, so its work waits instead of spinning.
-    async fn paused_on_reconnect(
-        &self,
-        owner: &TokenOwner,
-        result: Result<SecretString, GhlError>,
-    ) -> Result<SecretString, GhlError> {
-        if let Err(GhlError::Reconnect(reason)) = &result {
-            self.pause_owner(owner, reason).await;
-        }
-        result
     }
 }
 
@@ -446,20 +477,11 @@ impl TokenManager {
 mod tests {
     use super::*;
 
-    fn row(expires_in: chrono::Duration, refreshed_ago: chrono::Duration) -> TokenRecord {
+    fn lifetime(expires_in: chrono::Duration, refreshed_ago: chrono::Duration) -> Lifetime {
         let now = Utc::now();
-        TokenRecord {
-            owner: TokenOwner {
-                owner_type: OwnerType::Location,
-                id: "loc1".into(),
-            },
-            company_id: None,
-            access: Vec::new(),
-            refresh: None,
+        Lifetime {
             expires_at: now + expires_in,
             refreshed_at: now - refreshed_ago,
-            scopes: String::new(),
-            version: 0,
         }
     }
 
@@ -469,14 +491,20 @@ mod tests {
         let now = Utc::now();
         let hours = chrono::Duration::hours;
         let minutes = chrono::Duration::minutes;
-        assert!(!settings.due(&row(hours(20), hours(4)), now), "fresh");
+        assert!(!settings.due(&lifetime(hours(20), hours(4)), now), "fresh");
         assert!(
-            settings.due(&row(minutes(4), hours(4)), now),
+            settings.due(&lifetime(minutes(4), hours(4)), now),
             "under 5 minutes left"
         );
-        assert!(settings.due(&row(minutes(-1), hours(4)), now), "expired");
+        assert!(
+            settings.due(&lifetime(minutes(-1), hours(4)), now),
+            "expired"
+        );
         // An access token GHL issued with a long life still gets its daily refresh, so the
         // refresh token is used and never lapses on an idle install.
-        assert!(settings.due(&row(hours(48), hours(25)), now), "a day old");
+        assert!(
+            settings.due(&lifetime(hours(48), hours(25)), now),
+            "a day old"
+        );
     }
 }

@@ -69,6 +69,12 @@ impl OwnerType {
             OwnerType::Company => "company",
         }
     }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [OwnerType::Location, OwnerType::Company]
+            .into_iter()
+            .find(|t| t.as_str() == raw)
+    }
 }
 
 /// Who a token belongs to: a location, or an agency (company).
@@ -76,6 +82,22 @@ impl OwnerType {
 pub struct TokenOwner {
     pub owner_type: OwnerType,
     pub id: String,
+}
+
+impl TokenOwner {
+    pub fn location(location_id: &LocationId) -> Self {
+        TokenOwner {
+            owner_type: OwnerType::Location,
+            id: location_id.to_string(),
+        }
+    }
+
+    pub fn company(company_id: &str) -> Self {
+        TokenOwner {
+            owner_type: OwnerType::Company,
+            id: company_id.to_owned(),
+        }
+    }
 }
 
 /// A GHL token pair as stored; `access` and `refresh` are sealed.

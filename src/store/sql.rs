@@ -90,6 +90,12 @@ struct MergedHint<'a> {
     parent: Option<&'a GhlId>,
 }
 
+/// A stored millisecond timestamp; `column` names it when it is out of range.
+fn time(millis: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} out of range")))
+}
+
 fn corrupt(error: crate::domain::InvalidValue) -> StoreError {
     StoreError::Corrupt(error.0)
 }
@@ -304,8 +310,7 @@ where
         let state: String = row.try_get("state")?;
         Ok(WorkStatus {
             id: row.try_get("id")?,
-            updated_at: DateTime::from_timestamp_millis(row.try_get("updated_at")?)
-                .ok_or_else(|| StoreError::Corrupt("work.updated_at out of range".into()))?,
+            updated_at: time(row.try_get("updated_at")?, "work.updated_at")?,
             key: Self::entity_key(row)?,
             state: WorkState::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("work state {state:?}")))?,
@@ -630,11 +635,8 @@ where
             .bind(location_id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            DateTime::from_timestamp_millis(row.try_get("watermark")?)
-                .ok_or_else(|| StoreError::Corrupt("sweeps.watermark out of range".into()))
-        })
-        .transpose()
+        row.map(|row| time(row.try_get("watermark")?, "sweeps.watermark"))
+            .transpose()
     }
 
     async fn set_sweep_watermark(

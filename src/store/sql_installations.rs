@@ -13,19 +13,11 @@ const TOKEN_COLUMNS: &str =
 const TOKEN_ROW: &str = "owner_type = $1 AND owner_id = $2";
 
 fn owner_type(raw: &str) -> Result<OwnerType, StoreError> {
-    [OwnerType::Location, OwnerType::Company]
-        .into_iter()
-        .find(|t| t.as_str() == raw)
-        .ok_or_else(|| StoreError::Corrupt(format!("token owner type {raw:?}")))
+    OwnerType::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("token owner type {raw:?}")))
 }
 
 fn tenant_state(raw: &str) -> Result<TenantState, StoreError> {
     TenantState::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("tenant state {raw:?}")))
-}
-
-fn time(millis: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(millis)
-        .ok_or_else(|| StoreError::Corrupt(format!("{column} out of range")))
 }
 
 /// Concurrent installs and state changes touch rows in this order, so on a backend with row

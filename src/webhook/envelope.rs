@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::Digest;
 
-use crate::domain::{EntityKind, GhlId, LocationId};
+use crate::domain::{EntityKey, EntityKind, GhlId, LocationId};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
@@ -53,6 +53,8 @@ pub struct WebhookEnvelope {
     pub event_type: String,
     /// Absent only on agency-level `INSTALL` / `UNINSTALL` events.
     pub location_id: Option<LocationId>,
+    /// The agency, on `INSTALL` / `UNINSTALL` events.
+    pub company_id: Option<String>,
     pub webhook_id: Option<String>,
     pub timestamp: Option<DateTime<Utc>>,
     pub app_id: Option<String>,
@@ -66,8 +68,7 @@ pub struct WebhookEnvelope {
 pub enum WebhookAction {
     /// The record may be stale: sync it (`deleted` when the event itself says it is gone).
     Sync {
-        kind: EntityKind,
-        ghl_id: GhlId,
+        key: EntityKey,
         /// The contact a task, note or appointment belongs to, when the payload says.
         /// Real `TaskCreate` payloads omit it; the worker then asks GHL.
         parent: Option<GhlId>,
@@ -75,9 +76,9 @@ pub enum WebhookAction {
     },
     /// The app was installed (`INSTALL`, specs/ghl/docs/webhook-events/AppInstall.md): on a
     /// location (`location_id` set), or on an agency (only `company_id`).
-    Install { company_id: Option<String> },
+    Install,
     /// The app was uninstalled (AppUninstall.md): from a location, or from an agency.
-    Uninstall { company_id: Option<String> },
+    Uninstall,
     /// An event type this service does not act on.
     Ignore,
 }
@@ -132,13 +133,13 @@ impl WebhookEnvelope {
             ("INSTALL" | "UNINSTALL", _) if location_id.is_none() && company_id.is_none() => {
                 return Err(EnvelopeError::MissingField("locationId"));
             }
-            ("INSTALL", _) => WebhookAction::Install { company_id },
-            ("UNINSTALL", _) => WebhookAction::Uninstall { company_id },
+            ("INSTALL", _) => WebhookAction::Install,
+            ("UNINSTALL", _) => WebhookAction::Uninstall,
             (_, None) => WebhookAction::Ignore,
-            (_, Some(_)) if location_id.is_none() => {
-                return Err(EnvelopeError::MissingField("locationId"));
-            }
             (_, Some((kind, deleted))) => {
+                let location_id = location_id
+                    .clone()
+                    .ok_or(EnvelopeError::MissingField("locationId"))?;
                 let (id, parent) = match (kind, raw.appointment) {
                     (EntityKind::Appointment, Some(appointment)) => {
                         (appointment.id, appointment.contact_id)
@@ -153,8 +154,11 @@ impl WebhookEnvelope {
                     "id"
                 };
                 WebhookAction::Sync {
-                    kind,
-                    ghl_id: ghl_id(id, field)?,
+                    key: EntityKey {
+                        location_id,
+                        kind,
+                        ghl_id: ghl_id(id, field)?,
+                    },
                     parent: parent
                         .filter(|p| !p.trim().is_empty())
                         .map(|p| ghl_id(Some(p), "contactId"))
@@ -166,6 +170,7 @@ impl WebhookEnvelope {
         Ok(WebhookEnvelope {
             event_type,
             location_id,
+            company_id,
             webhook_id,
             timestamp,
             app_id: raw.app_id,
@@ -221,8 +226,11 @@ mod tests {
         assert_eq!(
             env.action,
             WebhookAction::Sync {
-                kind: EntityKind::Contact,
-                ghl_id: GhlId::parse("nmFmQEsNgz6AVpgLVUJ0").unwrap(),
+                key: EntityKey {
+                    location_id: LocationId::parse("ve9EPM428h8vShlRW1KT").unwrap(),
+                    kind: EntityKind::Contact,
+                    ghl_id: GhlId::parse("nmFmQEsNgz6AVpgLVUJ0").unwrap(),
+                },
                 parent: None,
                 deleted: false
             }
@@ -264,22 +272,14 @@ mod tests {
             location.location_id.unwrap().as_str(),
             "otg8dTQqGLh3Q6iQI55w"
         );
-        assert_eq!(
-            location.action,
-            WebhookAction::Install {
-                company_id: Some("c1".into())
-            }
-        );
+        assert_eq!(location.action, WebhookAction::Install);
+        assert_eq!(location.company_id.as_deref(), Some("c1"));
         let agency =
             WebhookEnvelope::parse(br#"{"type":"UNINSTALL","appId":"a","companyId":"c1"}"#)
                 .unwrap();
         assert_eq!(agency.location_id, None);
-        assert_eq!(
-            agency.action,
-            WebhookAction::Uninstall {
-                company_id: Some("c1".into())
-            }
-        );
+        assert_eq!(agency.action, WebhookAction::Uninstall);
+        assert_eq!(agency.company_id.as_deref(), Some("c1"));
         assert_eq!(
             WebhookEnvelope::parse(br#"{"type":"UNINSTALL","appId":"a"}"#).unwrap_err(),
             EnvelopeError::MissingField("locationId")
@@ -344,8 +344,11 @@ mod tests {
             assert_eq!(
                 WebhookEnvelope::parse(body).unwrap().action,
                 WebhookAction::Sync {
-                    kind,
-                    ghl_id: GhlId::parse(id).unwrap(),
+                    key: EntityKey {
+                        location_id: LocationId::parse("l1").unwrap(),
+                        kind,
+                        ghl_id: GhlId::parse(id).unwrap(),
+                    },
                     parent: Some(GhlId::parse("c1").unwrap()),
                     deleted
                 }
@@ -362,7 +365,11 @@ mod tests {
         let body = br#"{"type":"TaskCreate","locationId":"l1","id":"t1","title":"Call back"}"#;
         match WebhookEnvelope::parse(body).unwrap().action {
             WebhookAction::Sync {
-                kind: EntityKind::Task,
+                key:
+                    EntityKey {
+                        kind: EntityKind::Task,
+                        ..
+                    },
                 parent: None,
                 ..
             } => {}

@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::envelope::{EnvelopeError, WebhookAction, WebhookEnvelope};
 use super::verifier::{SignatureError, WebhookVerifier};
-use crate::domain::{EntityKey, LocationId};
+use crate::domain::LocationId;
 use crate::store::{IngestOutcome, NewEvent, SharedStore, StoreError, WorkRequest};
 use crate::sync::WorkSignal;
 
@@ -163,32 +163,25 @@ impl WebhookIntake {
         if foreign_app {
             return Ok((envelope, IntakeOutcome::Ignored));
         }
-        let location_id = envelope.location_id.as_ref();
         let work = match &envelope.action {
             WebhookAction::Sync {
-                kind,
-                ghl_id,
+                key,
                 parent,
                 deleted,
             } => Some(WorkRequest {
-                key: EntityKey {
-                    location_id: location_id
-                        .cloned()
-                        .ok_or(EnvelopeError::MissingField("locationId"))?,
-                    kind: *kind,
-                    ghl_id: ghl_id.clone(),
-                },
+                key: key.clone(),
                 parent: parent.clone(),
                 deleted: *deleted,
             }),
             // Acted on before the event is recorded: a failure answers 429, GHL redelivers,
             // and the redelivery must not be taken for a duplicate.
-            WebhookAction::Install { company_id } | WebhookAction::Uninstall { company_id } => {
+            action @ (WebhookAction::Install | WebhookAction::Uninstall) => {
                 let Some(lifecycle) = &self.lifecycle else {
                     return Ok((envelope, IntakeOutcome::Ignored));
                 };
-                let company_id = company_id.as_deref();
-                if matches!(envelope.action, WebhookAction::Install { .. }) {
+                let location_id = envelope.location_id.as_ref();
+                let company_id = envelope.company_id.as_deref();
+                if *action == WebhookAction::Install {
                     lifecycle.installed(location_id, company_id).await?;
                 } else {
                     lifecycle.uninstalled(location_id, company_id).await?;
@@ -197,15 +190,11 @@ impl WebhookIntake {
             }
             WebhookAction::Ignore => return Ok((envelope, IntakeOutcome::Ignored)),
         };
-        let owner = match (&envelope.location_id, &envelope.action) {
+        // Agency-level install events name no location: they are recorded under the agency.
+        let owner = match (&envelope.location_id, &envelope.company_id) {
             (Some(location_id), _) => location_id.to_string(),
-            (
-                None,
-                WebhookAction::Install { company_id } | WebhookAction::Uninstall { company_id },
-            ) => {
-                format!("company:{}", company_id.as_deref().unwrap_or("-"))
-            }
-            (None, _) => "-".to_owned(),
+            (None, Some(company_id)) => format!("company:{company_id}"),
+            (None, None) => "-".to_owned(),
         };
         let event = NewEvent {
             location_id: owner,
